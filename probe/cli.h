@@ -1,0 +1,50 @@
+/* cli: what the subcommands of the probe tool share — option parsing
+ * helpers, error printing and exit codes.  Only probe/ prints or exits. */
+#ifndef PROBE_CLI_H
+#define PROBE_CLI_H
+
+#include "core/model.h"
+
+#include <stdio.h>
+
+/* Exit codes: 0 ok, 1 bad input or runtime failure, 2 usage error. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Subcommands: each gets argv after the subcommand name (argv[0] = name). */
+int cmd_info(int argc, char **argv);
+int cmd_activations(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+/* Prints "probe: MESSAGE" on stderr; returns EXIT_FAIL. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "probe CMD: MESSAGE (see probe CMD --help)"; returns EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the current err_msg() as "probe: ..."; returns EXIT_FAIL. */
+int cli_fail_err(void);
+
+/* Strict number parsing: the whole string must be a number in [lo, hi]. */
+int cli_parse_int(const char *s, long lo, long hi, long *out);
+int cli_parse_float(const char *s, double *out);
+
+/* Matches "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i past the
+ * value.  Returns 1 if matched (VALUE in *val), 0 if not, -1 if the value is
+ * missing (message printed). */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
+/* True if argv[i] is exactly --name (a flag without value). */
+int cli_flag(char **argv, int i, const char *name);
+
+/* Opens the model named by --model/--tokenizer, printing the error on failure. */
+model_t *cli_open_model(const char *model, const char *tokenizer);
+
+/* Default model path from PROBE_SHARED (../shared) when --model is omitted. */
+const char *cli_default_model(void);
+const char *cli_default_tokenizer(void);
+
+/* The command line, for metadata in output files. */
+extern char cli_command_line[2048];
+
+/* Threads: --threads N (0 = all cores) sets OpenMP and OpenBLAS. */
+void cli_set_threads(int n);
+
+#endif
