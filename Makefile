@@ -65,7 +65,7 @@ test: $(BUILD)/probe $(BUILD)/test_probe
 
 asan-test:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined" \
-	  LDLIBS_EXTRA=-fsanitize=address,undefined test
+	  test
 
 bench: $(BUILD)/probe $(BENCH_BIN)
 	PROBE_BIN=$(abspath $(BUILD)/probe) PROBE_SHARED=$(SHARED) PROBE_PY=$(PY) BUILD=$(BUILD) \

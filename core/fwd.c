@@ -71,23 +71,17 @@ size_t lin_scratch_floats(int in, int out) {
     return want > row ? want : row;
 }
 
-static void add_bias(const lin_t *l, float *y, int T, int out) {
+static void add_bias(const lin_t *l, float *y, int T, int out, float *buf) {
     if (!l->b) return;
-    float *b = NULL, bstack[1];
-    (void)bstack;
-    if (l->b->dtype == DT_F32) {
-        const float *bb = l->b->data;
-#pragma omp parallel for if (T > 16)
-        for (int t = 0; t < T; t++)
-            for (int j = 0; j < out; j++) y[(size_t)t * out + j] += bb[j];
-        return;
+    /* Biases are one row: dequantise it into BUF (out floats) when not F32. */
+    const float *b = l->b->data;
+    if (l->b->dtype != DT_F32) {
+        tensor_get_rows(l->b, 0, 1, buf);
+        b = buf;
     }
-    b = malloc((size_t)out * sizeof *b);
-    PRB_ASSERT(b);
-    tensor_get_rows(l->b, 0, 1, b);
+#pragma omp parallel for if (T > 16)
     for (int t = 0; t < T; t++)
         for (int j = 0; j < out; j++) y[(size_t)t * out + j] += b[j];
-    free(b);
 }
 
 void lin_apply(const lin_t *l, const float *x, int T, int in, float *y, int out, float *scratch,
@@ -118,7 +112,7 @@ void lin_apply(const lin_t *l, const float *x, int T, int in, float *y, int out,
             sgemm(0, 0, T, out, nr, 1.0f, x + r0, in, scratch, out, r0 ? 1.0f : 0.0f, y, out);
         }
     }
-    add_bias(l, y, T, out);
+    add_bias(l, y, T, out, scratch);
 }
 
 void lin_apply_naive(const lin_t *l, const float *x, int T, int in, float *y, int out) {

@@ -365,8 +365,9 @@ typedef struct {
 } sym_t;
 
 static int spm_try_pair(const tok_t *t, sym_t *sy, int i, heap_t *h, char **buf, size_t *cap) {
+    if (i < 0) return 0;
     int j = sy[i].next;
-    if (i < 0 || j < 0) return 0;
+    if (j < 0) return 0;
     const char *a = t->raw[sy[i].id], *b = t->raw[sy[j].id];
     size_t la = strlen(a), lb = strlen(b);
     if (la + lb + 1 > *cap) {
