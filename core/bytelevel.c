@@ -9,7 +9,8 @@ static int byte_is_kept(int b) {
 
 void bytelevel_init(bytelevel_t *m) {
     int next = 256;
-    for (int c = 0; c < BYTELEVEL_MAX_CP; c++) m->byte[c] = -1;
+    for (int c = 0; c < BYTELEVEL_MAX_CP; c++)
+        m->byte[c] = -1;
     for (int b = 0; b < 256; b++) {
         int cp = byte_is_kept(b) ? b : next++;
         m->cp[b] = (uint16_t)cp;

@@ -14,10 +14,10 @@
 enum { BYTELEVEL_MAX_CP = 0x144 }; /* every mapped code point is below this */
 
 typedef struct {
-    uint16_t cp[256];                  /* byte -> code point */
-    char utf8[256][2];                 /* byte -> UTF-8 of that code point */
-    uint8_t utf8_len[256];             /* 1 or 2 */
-    int16_t byte[BYTELEVEL_MAX_CP];    /* code point -> byte, or -1 */
+    uint16_t cp[256];               /* byte -> code point */
+    char utf8[256][2];              /* byte -> UTF-8 of that code point */
+    uint8_t utf8_len[256];          /* 1 or 2 */
+    int16_t byte[BYTELEVEL_MAX_CP]; /* code point -> byte, or -1 */
 } bytelevel_t;
 
 /* Fills M (no allocation; M may live anywhere). */

@@ -20,7 +20,8 @@ rx_t *rx_compile(const char *pattern, size_t len, int literal) {
     }
     int ec;
     PCRE2_SIZE eo;
-    uint32_t opt = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    /* PCRE2_LITERAL refuses UCP, which a literal does not need anyway. */
+    uint32_t opt = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     r->code = pcre2_compile((PCRE2_SPTR)pattern, len, opt, &ec, &eo, NULL);
     if (!r->code) {
         PCRE2_UCHAR msg[256];
@@ -67,7 +68,8 @@ int rx_find_all(const rx_t *r, const char *s, size_t n, rx_span_t **spans, size_
              * find_iter does. */
             if (a >= n) break;
             pos = a + 1;
-            while (pos < n && ((unsigned char)s[pos] & 0xC0) == 0x80) pos++;
+            while (pos < n && ((unsigned char)s[pos] & 0xC0) == 0x80)
+                pos++;
             continue;
         }
         if (*n_spans == *cap) {

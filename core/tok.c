@@ -495,7 +495,7 @@ const char *tok_piece(const tok_t *t, int id, int *len) {
 
 const char *tok_decode_next(const tok_t *t, int prev_id, int id, int *len) {
     const char *p = tok_piece(t, id, len);
-    if (t->special[id] && id >= 0) {
+    if (id < 0 || id >= t->n_vocab || t->special[id]) {
         *len = 0;
         return "";
     }

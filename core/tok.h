@@ -9,7 +9,9 @@
  *                  pre-tokenizer (vocab.json + merges.txt, tokenizer.json).
  *   TOK_BPE_SPM    Hugging Face tokenizer.json BPE over "▁"-joined text with
  *                  byte fallback (Llama 2, Mistral), merges by rank.
- *   TOK_WORDLEVEL  a whole-word vocabulary (tokenizer.json "WordLevel").
+ *   TOK_WORDLEVEL  a whole-word vocabulary (tokenizer.json "WordLevel"); its
+ *                  pieces are " word" (add_dummy_prefix drops the first space),
+ *                  so concatenating them joins words with spaces.
  *
  * Pieces are kept as the decoded bytes each token stands for (GPT-2's byte
  * alphabet mapped back, "▁" turned into a space, <0xNN> into its byte), so

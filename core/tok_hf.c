@@ -66,7 +66,13 @@ typedef struct {
 
 typedef enum { PRE_BYTELEVEL, PRE_METASPACE, PRE_SPLIT } prek_t;
 /* Hugging Face's SplitDelimiterBehavior. */
-typedef enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS } splitb_t;
+typedef enum {
+    SPLIT_REMOVED,
+    SPLIT_ISOLATED,
+    SPLIT_MERGED_PREV,
+    SPLIT_MERGED_NEXT,
+    SPLIT_CONTIGUOUS
+} splitb_t;
 enum { PREPEND_NEVER, PREPEND_FIRST, PREPEND_ALWAYS };
 typedef struct {
     prek_t kind;
@@ -87,7 +93,7 @@ typedef struct {
 } added_t;
 
 typedef struct {
-    uint64_t key; /* (left id << 32) | right id */
+    uint64_t key;     /* (left id << 32) | right id */
     int rank, merged; /* merged = -1: empty slot */
 } pair_t;
 
@@ -100,7 +106,7 @@ typedef struct {
     int n_added;
     int any_normalized_added;
     uint8_t added_first[2][256]; /* [normalized][b]: some added token starts with byte b */
-    pair_t *pairs; /* merges by id pair, open addressing */
+    pair_t *pairs;               /* merges by id pair, open addressing */
     size_t pair_cap;
     int wordlevel, byte_fallback, fuse_unk, ignore_merges;
     int unk; /* the model's unk id, or -1 */
@@ -114,8 +120,10 @@ static void hf_free(void *p) {
         free(h->norm[i].text);
         rx_free(h->norm[i].re);
     }
-    for (int i = 0; i < h->n_pre; i++) rx_free(h->pre[i].re);
-    for (int i = 0; i < h->n_added; i++) free(h->added[i].text);
+    for (int i = 0; i < h->n_pre; i++)
+        rx_free(h->pre[i].re);
+    for (int i = 0; i < h->n_added; i++)
+        free(h->added[i].text);
     free(h->norm);
     free(h->pre);
     free(h->added);
@@ -143,16 +151,19 @@ static const pair_t *pair_get(const hf_t *h, int a, int b) {
 static void pair_put(hf_t *h, int a, int b, int rank, int merged) {
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     size_t j = pair_hash(key) & (h->pair_cap - 1);
-    while (h->pairs[j].merged >= 0 && h->pairs[j].key != key) j = (j + 1) & (h->pair_cap - 1);
+    while (h->pairs[j].merged >= 0 && h->pairs[j].key != key)
+        j = (j + 1) & (h->pair_cap - 1);
     h->pairs[j] = (pair_t){key, rank, merged};
 }
 
 static int pairs_alloc(hf_t *h, size_t n_merges) {
     size_t cap = 64;
-    while (cap < 2 * n_merges) cap *= 2;
+    while (cap < 2 * n_merges)
+        cap *= 2;
     h->pairs = malloc(cap * sizeof *h->pairs);
     if (!h->pairs) return err_set("out of memory");
-    for (size_t i = 0; i < cap; i++) h->pairs[i].merged = -1;
+    for (size_t i = 0; i < cap; i++)
+        h->pairs[i].merged = -1;
     h->pair_cap = cap;
     return 0;
 }
@@ -167,7 +178,8 @@ typedef struct {
 static int buf_add(buf_t *b, const char *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1) nc *= 2;
+        while (nc < b->n + n + 1)
+            nc *= 2;
         char *p = realloc(b->p, nc);
         if (!p) return err_set("out of memory");
         b->p = p;
@@ -269,9 +281,10 @@ static int normalize(const tok_t *t, const hf_t *h, work_t *w, const char *s, si
              * changed by NFC; anything else would need the Unicode tables. */
             for (size_t i = 0; i < *rlen; i++)
                 if ((unsigned char)(*res)[i] >= 0xCC)
-                    return err_set("%s: the NFC normalizer is only implemented for text below U+0300 "
-                                   "(found a character from U+0300 up at byte %zu)",
-                                   t->source, i);
+                    return err_set(
+                        "%s: the NFC normalizer is only implemented for text below U+0300 "
+                        "(found a character from U+0300 up at byte %zu)",
+                        t->source, i);
             continue;
         }
         *res = out->p;
@@ -308,7 +321,8 @@ static int split_added(const hf_t *h, int normalized, int flags, const segs_t *i
             size_t blen = 0;
             for (int a = 0; a < h->n_added; a++) {
                 const added_t *ad = &h->added[a];
-                if (ad->normalized != normalized || (ad->special && !(flags & TOK_SPECIAL))) continue;
+                if (ad->normalized != normalized || (ad->special && !(flags & TOK_SPECIAL)))
+                    continue;
                 if (ad->len > blen && ad->len <= g->len - i && ad->text[0] == s[i] &&
                     memcmp(ad->text, s + i, ad->len) == 0) {
                     best = a;
@@ -322,9 +336,11 @@ static int split_added(const hf_t *h, int normalized, int flags, const segs_t *i
             const added_t *ad = &h->added[best];
             size_t ms = i, me = i + blen;
             if (ad->lstrip)
-                while (ms > start && is_ascii_space(s[ms - 1])) ms--;
+                while (ms > start && is_ascii_space(s[ms - 1]))
+                    ms--;
             if (ad->rstrip)
-                while (me < g->len && is_ascii_space(s[me])) me++;
+                while (me < g->len && is_ascii_space(s[me]))
+                    me++;
             if (ms > start && segs_push(out, s + start, ms - start, -1, g->first && start == 0))
                 return -1;
             if (segs_push(out, "", 0, ad->id, 0)) return -1;
@@ -368,20 +384,25 @@ static int split_by(const char *s, size_t n, const rx_span_t *sp, size_t ns, spl
             if (!v[i].match) r[nr++] = v[i];
         break;
     case SPLIT_ISOLATED:
-        for (size_t i = 0; i < m; i++) r[nr++] = v[i];
+        for (size_t i = 0; i < m; i++)
+            r[nr++] = v[i];
         break;
     case SPLIT_MERGED_PREV:
         for (size_t i = 0; i < m; i++) {
-            if (v[i].match && !prev && nr) r[nr - 1].b = v[i].b;
-            else r[nr++] = v[i];
+            if (v[i].match && !prev && nr)
+                r[nr - 1].b = v[i].b;
+            else
+                r[nr++] = v[i];
             prev = v[i].match;
         }
         break;
     case SPLIT_MERGED_NEXT:
         /* Right to left, then reversed back. */
         for (size_t i = m; i-- > 0;) {
-            if (v[i].match && !prev && nr) r[nr - 1].a = v[i].a;
-            else r[nr++] = v[i];
+            if (v[i].match && !prev && nr)
+                r[nr - 1].a = v[i].a;
+            else
+                r[nr++] = v[i];
             prev = v[i].match;
         }
         for (size_t i = 0; i < nr / 2; i++) {
@@ -392,15 +413,18 @@ static int split_by(const char *s, size_t n, const rx_span_t *sp, size_t ns, spl
         break;
     case SPLIT_CONTIGUOUS:
         for (size_t i = 0; i < m; i++) {
-            if (v[i].match == prev && nr) r[nr - 1].b = v[i].b;
-            else r[nr++] = v[i];
+            if (v[i].match == prev && nr)
+                r[nr - 1].b = v[i].b;
+            else
+                r[nr++] = v[i];
             prev = v[i].match;
         }
         break;
     }
     int rc = 0;
     for (size_t i = 0; i < nr && !rc; i++)
-        if (r[i].b > r[i].a) rc = segs_push(out, s + r[i].a, r[i].b - r[i].a, -1, first && r[i].a == 0);
+        if (r[i].b > r[i].a)
+            rc = segs_push(out, s + r[i].a, r[i].b - r[i].a, -1, first && r[i].a == 0);
     free(v);
     free(r);
     return rc;
@@ -445,10 +469,12 @@ static int pre_apply(const hf_t *h, const pre_t *p, work_t *w, const segs_t *in,
         }
         case PRE_METASPACE: {
             tmp->n = 0;
-            int starts_rep = g->len >= (size_t)p->rep_len && memcmp(s, p->rep, (size_t)p->rep_len) == 0;
+            int starts_rep =
+                g->len >= (size_t)p->rep_len && memcmp(s, p->rep, (size_t)p->rep_len) == 0;
             /* A leading space becomes the replacement too, so it counts. */
             starts_rep = starts_rep || (g->len && s[0] == ' ');
-            if (!starts_rep && (p->prepend == PREPEND_ALWAYS || (p->prepend == PREPEND_FIRST && g->first)))
+            if (!starts_rep &&
+                (p->prepend == PREPEND_ALWAYS || (p->prepend == PREPEND_FIRST && g->first)))
                 if (buf_add(tmp, p->rep, (size_t)p->rep_len)) return -1;
             for (size_t i = 0; i < g->len; i++)
                 if (s[i] == ' ' ? buf_add(tmp, p->rep, (size_t)p->rep_len) : buf_add(tmp, s + i, 1))
@@ -583,7 +609,8 @@ static int bpe_word(const tok_t *t, const hf_t *h, work_t *w, const char *s, siz
         if (l > n - i) l = n - i;
         int id = model_id(t, s + i, l);
         int bytes_ok = h->byte_fallback;
-        for (size_t k = 0; id < 0 && bytes_ok && k < l; k++) bytes_ok = t->byte_id[(unsigned char)s[i + k]] >= 0;
+        for (size_t k = 0; id < 0 && bytes_ok && k < l; k++)
+            bytes_ok = t->byte_id[(unsigned char)s[i + k]] >= 0;
         if (id >= 0 || bytes_ok) {
             if (unk_pending && sym_add(w, &ns, h->unk)) return -1;
             unk_pending = 0;
@@ -631,8 +658,8 @@ static int wordlevel_word(const tok_t *t, const hf_t *h, work_t *w, const char *
     int id = model_id(t, s, n);
     if (id < 0) id = h->unk;
     if (id < 0)
-        return err_set("%s: word '%.*s' is not in the vocabulary and there is no unk token", t->source,
-                       (int)(n > 64 ? 64 : n), s);
+        return err_set("%s: word '%.*s' is not in the vocabulary and there is no unk token",
+                       t->source, (int)(n > 64 ? 64 : n), s);
     return out_push(w, id);
 }
 
@@ -700,12 +727,15 @@ done:
 
 /* ---- loading: JSON helpers ---------------------------------------------------- */
 
-static json_t *json_read(const char *path) {
+/* FLAGS: jansson decoding flags (tokenizer_config.json needs
+ * JSON_DECODE_INT_AS_REAL: its model_max_length is often 1e30 written as an
+ * integer). */
+static json_t *json_read(const char *path, size_t flags) {
     size_t len;
     char *buf = mfile_slurp(path, JSON_MAX_BYTES, &len);
     if (!buf) return NULL;
     json_error_t e;
-    json_t *j = json_loadb(buf, len, 0, &e);
+    json_t *j = json_loadb(buf, len, flags, &e);
     free(buf);
     if (!j) err_set("%s: line %d column %d: %s", path, e.line, e.column, e.text);
     return j;
@@ -751,9 +781,10 @@ static int vocab_max_id(const char *file, const json_t *vocab, int max) {
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)vocab, key, v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= VOCAB_MAX) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) >= VOCAB_MAX) {
             err_set("%s: vocabulary entry '%.64s' has id %s, expected an integer in [0, %d)", file,
-                           key, json_is_integer(v) ? "out of range" : "that is not an integer", VOCAB_MAX);
+                    key, json_is_integer(v) ? "out of range" : "that is not an integer", VOCAB_MAX);
             return -2;
         }
         if (json_integer_value(v) > max) max = (int)json_integer_value(v);
@@ -774,19 +805,20 @@ static int vocab_fill(tok_t *t, const char *file, const json_t *vocab) {
     json_object_foreach((json_t *)vocab, key, v) {
         int id = (int)json_integer_value(v);
         if (t->raw[id])
-            return err_set("%s: id %d is used by both '%.64s' and '%.64s'", file, id, t->raw[id], key);
+            return err_set("%s: id %d is used by both '%.64s' and '%.64s'", file, id, t->raw[id],
+                           key);
         if (set_raw(t, id, key, strlen(key))) return -1;
     }
     return 0;
 }
 
 /* One merge "A B" with rank RANK; WHERE names it in messages. */
-static int merge_add(tok_t *t, hf_t *h, const char *file, const char *where, const char *a, size_t la,
-                     const char *b, size_t lb, int rank, buf_t *tmp) {
+static int merge_add(tok_t *t, hf_t *h, const char *file, const char *where, const char *a,
+                     size_t la, const char *b, size_t lb, int rank, buf_t *tmp) {
     int ia = strmap_get(&t->raw_to_id, a, la, -1), ib = strmap_get(&t->raw_to_id, b, lb, -1);
     if (ia < 0 || ib < 0)
-        return err_set("%s: %s ('%.*s %.*s'): '%.*s' is not in the vocabulary", file, where, (int)la, a,
-                       (int)lb, b, ia < 0 ? (int)la : (int)lb, ia < 0 ? a : b);
+        return err_set("%s: %s ('%.*s %.*s'): '%.*s' is not in the vocabulary", file, where,
+                       (int)la, a, (int)lb, b, ia < 0 ? (int)la : (int)lb, ia < 0 ? a : b);
     tmp->n = 0;
     if (buf_add(tmp, a, la) || buf_add(tmp, b, lb)) return -1;
     int m = strmap_get(&t->raw_to_id, tmp->p, tmp->n, -1);
@@ -814,8 +846,8 @@ static int merges_from_json(tok_t *t, hf_t *h, const char *file, const json_t *m
             la = (size_t)(sp - a);
             b = sp + 1;
             lb = strlen(b);
-        } else if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
-                   json_is_string(json_array_get(m, 1))) {
+        } else if (json_is_array(m) && json_array_size(m) == 2 &&
+                   json_is_string(json_array_get(m, 0)) && json_is_string(json_array_get(m, 1))) {
             a = json_string_value(json_array_get(m, 0));
             b = json_string_value(json_array_get(m, 1));
             la = strlen(a);
@@ -836,7 +868,8 @@ static int merges_from_txt(tok_t *t, hf_t *h, const char *file) {
     char *buf = mfile_slurp(file, JSON_MAX_BYTES, &len);
     if (!buf) return -1;
     size_t n_lines = 1;
-    for (size_t i = 0; i < len; i++) n_lines += buf[i] == '\n';
+    for (size_t i = 0; i < len; i++)
+        n_lines += buf[i] == '\n';
     int rc = pairs_alloc(h, n_lines), rank = 0;
     buf_t tmp = {0};
     char where[48];
@@ -854,12 +887,13 @@ static int merges_from_txt(tok_t *t, hf_t *h, const char *file) {
         }
         char *sp = memchr(p, ' ', n);
         if (!sp || memchr(sp + 1, ' ', (size_t)(e - sp - 1))) {
-            rc = err_set("%s: line %zu: expected two tokens separated by one space, got '%.*s'", file, line,
-                         (int)(n > 64 ? 64 : n), p);
+            rc = err_set("%s: line %zu: expected two tokens separated by one space, got '%.*s'",
+                         file, line, (int)(n > 64 ? 64 : n), p);
             break;
         }
         snprintf(where, sizeof where, "line %zu", line);
-        rc = merge_add(t, h, file, where, p, (size_t)(sp - p), sp + 1, (size_t)(e - sp - 1), rank++, &tmp);
+        rc = merge_add(t, h, file, where, p, (size_t)(sp - p), sp + 1, (size_t)(e - sp - 1), rank++,
+                       &tmp);
         p = next;
     }
     free(tmp.p);
@@ -867,8 +901,8 @@ static int merges_from_txt(tok_t *t, hf_t *h, const char *file) {
     return rc;
 }
 
-static int added_push(hf_t *h, const char *s, size_t n, int id, int special, int normalized, int lstrip,
-                      int rstrip) {
+static int added_push(hf_t *h, const char *s, size_t n, int id, int special, int normalized,
+                      int lstrip, int rstrip) {
     if (n == 0) return 0; /* HF ignores empty added tokens */
     added_t *p = realloc(h->added, (size_t)(h->n_added + 1) * sizeof *p);
     if (!p) return err_set("out of memory");
@@ -915,7 +949,8 @@ static int norm_parse(hf_t *h, const char *file, const json_t *j) {
         json_t *arr = json_object_get(j, "normalizers");
         size_t i;
         json_t *x;
-        if (!json_is_array(arr)) return err_set("%s: Sequence normalizer without \"normalizers\"", file);
+        if (!json_is_array(arr))
+            return err_set("%s: Sequence normalizer without \"normalizers\"", file);
         json_array_foreach(arr, i, x) if (norm_parse(h, file, x)) return -1;
         return 0;
     }
@@ -952,9 +987,10 @@ static int norm_parse(hf_t *h, const char *file, const json_t *j) {
         return norm_push(h, (norm_t){NORM_REPLACE, d, 0, re});
     }
     if (!strcmp(type, "NFC")) return norm_push(h, (norm_t){NORM_NFC, NULL, 0, NULL});
-    return err_set("%s: normalizer '%s' is not supported (supported: Sequence, Prepend, Replace, Strip, "
-                   "NFC)",
-                   file, type);
+    return err_set(
+        "%s: normalizer '%s' is not supported (supported: Sequence, Prepend, Replace, Strip, "
+        "NFC)",
+        file, type);
 }
 
 static int pre_push(hf_t *h, pre_t p) {
@@ -982,7 +1018,8 @@ static int pre_parse(hf_t *h, const char *file, const json_t *j, int *bytelevel)
         json_t *arr = json_object_get(j, "pretokenizers");
         size_t i;
         json_t *x;
-        if (!json_is_array(arr)) return err_set("%s: Sequence pre_tokenizer without \"pretokenizers\"", file);
+        if (!json_is_array(arr))
+            return err_set("%s: Sequence pre_tokenizer without \"pretokenizers\"", file);
         json_array_foreach(arr, i, x) if (pre_parse(h, file, x, bytelevel)) return -1;
         return 0;
     }
@@ -998,16 +1035,22 @@ static int pre_parse(hf_t *h, const char *file, const json_t *j, int *bytelevel)
         const char *scheme = jstr(j, "prepend_scheme");
         pre_t p = {.kind = PRE_METASPACE, .split = jbool(j, "split", 1)};
         if (!rep || !*rep || strlen(rep) >= sizeof p.rep)
-            return err_set("%s: Metaspace pre_tokenizer needs a one-character \"replacement\"", file);
+            return err_set("%s: Metaspace pre_tokenizer needs a one-character \"replacement\"",
+                           file);
         strcpy(p.rep, rep);
         p.rep_len = (int)strlen(rep);
         /* Older files say add_prefix_space instead of prepend_scheme. */
         p.prepend = jbool(j, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
         if (scheme) {
-            if (!strcmp(scheme, "first")) p.prepend = PREPEND_FIRST;
-            else if (!strcmp(scheme, "always")) p.prepend = PREPEND_ALWAYS;
-            else if (!strcmp(scheme, "never")) p.prepend = PREPEND_NEVER;
-            else return err_set("%s: Metaspace prepend_scheme '%s' is not first, always or never", file, scheme);
+            if (!strcmp(scheme, "first"))
+                p.prepend = PREPEND_FIRST;
+            else if (!strcmp(scheme, "always"))
+                p.prepend = PREPEND_ALWAYS;
+            else if (!strcmp(scheme, "never"))
+                p.prepend = PREPEND_NEVER;
+            else
+                return err_set("%s: Metaspace prepend_scheme '%s' is not first, always or never",
+                               file, scheme);
         }
         return pre_push(h, p);
     }
@@ -1024,17 +1067,21 @@ static int pre_parse(hf_t *h, const char *file, const json_t *j, int *bytelevel)
                            file, beh ? beh : "(missing)");
         rx_t *re = pattern_compile(file, json_object_get(j, "pattern"), "Split pre_tokenizer");
         if (!re) return -1;
-        return pre_push(h, (pre_t){.kind = PRE_SPLIT, .re = re, .behavior = (splitb_t)b,
+        return pre_push(h, (pre_t){.kind = PRE_SPLIT,
+                                   .re = re,
+                                   .behavior = (splitb_t)b,
                                    .invert = jbool(j, "invert", 0)});
     }
     /* HF Whitespace keeps the matches of \w+|[^\w\s]+; WhitespaceSplit cuts at whitespace. */
     if (!strcmp(type, "Whitespace")) return pre_regex(h, file, "\\w+|[^\\w\\s]+", SPLIT_REMOVED, 1);
     if (!strcmp(type, "WhitespaceSplit")) return pre_regex(h, file, "\\s+", SPLIT_REMOVED, 0);
     if (!strcmp(type, "Digits"))
-        return pre_regex(h, file, jbool(j, "individual_digits", 0) ? "\\p{N}" : "\\p{N}+", SPLIT_ISOLATED, 0);
-    return err_set("%s: pre_tokenizer '%s' is not supported (supported: ByteLevel, Metaspace, Split, "
-                   "Sequence, Whitespace, WhitespaceSplit, Digits)",
-                   file, type);
+        return pre_regex(h, file, jbool(j, "individual_digits", 0) ? "\\p{N}" : "\\p{N}+",
+                         SPLIT_ISOLATED, 0);
+    return err_set(
+        "%s: pre_tokenizer '%s' is not supported (supported: ByteLevel, Metaspace, Split, "
+        "Sequence, Whitespace, WhitespaceSplit, Digits)",
+        file, type);
 }
 
 /* ---- loading: the whole tokenizer -------------------------------------------- */
@@ -1063,9 +1110,11 @@ static int template_bos(const tok_t *t, const json_t *pp) {
     json_t *st = json_object_get(first, "SpecialToken");
     const char *name = st ? jstr(st, "id") : NULL;
     if (!name) return -1;
-    json_t *ids = json_object_get(json_object_get(json_object_get(pp, "special_tokens"), name), "ids");
+    json_t *ids =
+        json_object_get(json_object_get(json_object_get(pp, "special_tokens"), name), "ids");
     json_t *id0 = json_array_get(ids, 0);
-    if (json_is_integer(id0) && json_integer_value(id0) >= 0 && json_integer_value(id0) < t->n_vocab)
+    if (json_is_integer(id0) && json_integer_value(id0) >= 0 &&
+        json_integer_value(id0) < t->n_vocab)
         return (int)json_integer_value(id0);
     return id_of(t, name);
 }
@@ -1103,8 +1152,10 @@ static int pieces_build(tok_t *t, const hf_t *h, const char *rep) {
         free(byte_of);
         return err_set("out of memory");
     }
-    for (int i = 0; i < h->n_added; i++) is_added[h->added[i].id] = 1;
-    for (int i = 0; i < t->n_vocab; i++) byte_of[i] = -1;
+    for (int i = 0; i < h->n_added; i++)
+        is_added[h->added[i].id] = 1;
+    for (int i = 0; i < t->n_vocab; i++)
+        byte_of[i] = -1;
     for (int b = 0; b < 256; b++)
         if (t->byte_id[b] >= 0) byte_of[t->byte_id[b]] = (int16_t)b;
     int rc = 0;
@@ -1118,7 +1169,8 @@ static int pieces_build(tok_t *t, const hf_t *h, const char *rep) {
             for (size_t i = 0; i < n && !rc;) {
                 size_t l = (size_t)utf8_len((unsigned char)r[i]);
                 if (l > n - i) l = n - i;
-                uint32_t cp = l == 2 ? ((uint32_t)(r[i] & 0x1F) << 6) | (r[i + 1] & 0x3F) : (unsigned char)r[i];
+                uint32_t cp = l == 2 ? ((uint32_t)(r[i] & 0x1F) << 6) | (r[i + 1] & 0x3F)
+                                     : (unsigned char)r[i];
                 int byte = l <= 2 ? bytelevel_byte(&h->bl, cp) : -1;
                 rc = byte >= 0 ? buf_add(&b, (char[]){(char)byte}, 1) : buf_add(&b, r + i, l);
                 i += l;
@@ -1151,20 +1203,23 @@ static int pieces_build(tok_t *t, const hf_t *h, const char *rep) {
 }
 
 /* Reads tokenizer_config.json (and special_tokens_map.json) beside the
- * tokenizer, if there: BOS/EOS/UNK and add_bos_token.  AS_ADDED: also make
- * the named special tokens added tokens (vocab.json + merges.txt, where
- * nothing else declares them). */
-static int config_apply(tok_t *t, hf_t *h, const char *dir, int as_added, int *add_bos_set) {
+ * tokenizer, if there: BOS/EOS/UNK, add_bos_token and add_prefix_space
+ * (into *PREFIX_SPACE when it is given).  AS_ADDED: also make the named
+ * special tokens added tokens (vocab.json + merges.txt, where nothing else
+ * declares them). */
+static int config_apply(tok_t *t, hf_t *h, const char *dir, int as_added, int *add_bos_set,
+                        int *prefix_space) {
     static const char *names[] = {"tokenizer_config.json", "special_tokens_map.json"};
     char path[4096];
     for (int f = 0; f < 2; f++) {
         if (!file_exists(dir, names[f], path, sizeof path)) continue;
-        json_t *c = json_read(path);
+        json_t *c = json_read(path, JSON_DECODE_INT_AS_REAL);
         if (!c) return -1;
         if (!json_is_object(c)) {
             json_decref(c);
             return err_set("%s: expected a JSON object", path);
         }
+        if (prefix_space) *prefix_space = jbool(c, "add_prefix_space", *prefix_space);
         json_t *ab = json_object_get(c, "add_bos_token");
         if (json_is_boolean(ab) && !*add_bos_set) {
             t->add_bos = json_is_true(ab);
@@ -1190,8 +1245,8 @@ static int config_apply(tok_t *t, hf_t *h, const char *dir, int as_added, int *a
             int id = id_of(t, content);
             if (!as_added || id < 0 || id != atoi(key) || t->special[id]) continue;
             t->special[id] = (uint8_t)jbool(v, "special", 0);
-            if (added_push(h, content, strlen(content), id, t->special[id], 0, jbool(v, "lstrip", 0),
-                           jbool(v, "rstrip", 0)))
+            if (added_push(h, content, strlen(content), id, t->special[id], 0,
+                           jbool(v, "lstrip", 0), jbool(v, "rstrip", 0)))
                 goto fail;
         }
         json_decref(c);
@@ -1232,14 +1287,16 @@ static int holes_fill(tok_t *t) {
 
 static void dir_of(const char *path, char *dir, size_t cap) {
     const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, cap, ".");
-    else snprintf(dir, cap, "%.*s", (int)(slash - path), path);
+    if (!slash)
+        snprintf(dir, cap, ".");
+    else
+        snprintf(dir, cap, "%.*s", (int)(slash - path), path);
 }
 
 static tok_t *load_vocab_merges(const char *vocab_path, const char *merges_path, const char *dir) {
     tok_t *t = NULL;
     hf_t *h;
-    json_t *vocab = json_read(vocab_path);
+    json_t *vocab = json_read(vocab_path, 0);
     if (!vocab) return NULL;
     if (!json_is_object(vocab)) {
         err_set("%s: expected a JSON object mapping tokens to ids", vocab_path);
@@ -1253,7 +1310,8 @@ static tok_t *load_vocab_merges(const char *vocab_path, const char *merges_path,
     if (max < 0) goto fail;
     if (!(t = tok_new(max + 1, vocab_path, &h))) goto fail;
     t->kind = TOK_BPE_BYTES;
-    if (vocab_fill(t, vocab_path, vocab) || holes_fill(t) || merges_from_txt(t, h, merges_path)) goto fail;
+    if (vocab_fill(t, vocab_path, vocab) || holes_fill(t) || merges_from_txt(t, h, merges_path))
+        goto fail;
     int add_bos_set = 0;
     /* GPT-2's convention (HF GPT2Tokenizer's defaults): <|endoftext|> is
      * BOS, EOS and UNK, and special. */
@@ -1263,9 +1321,11 @@ static tok_t *load_vocab_merges(const char *vocab_path, const char *merges_path,
         t->special[eot] = 1;
         if (added_push(h, "<|endoftext|>", 13, eot, 1, 0, 0, 0)) goto fail;
     }
-    if (config_apply(t, h, dir, 1, &add_bos_set)) goto fail;
-    /* GPT-2's pre-tokenizer: ByteLevel with its regex, no prefix space. */
-    pre_t p = {.kind = PRE_BYTELEVEL};
+    int prefix_space = 0;
+    if (config_apply(t, h, dir, 1, &add_bos_set, &prefix_space)) goto fail;
+    /* GPT-2's pre-tokenizer: ByteLevel with its regex; no prefix space
+     * unless the config asks (HF GPT2Tokenizer's add_prefix_space). */
+    pre_t p = {.kind = PRE_BYTELEVEL, .prefix_space = prefix_space};
     if (!(p.re = rx_compile(GPT2_PATTERN, strlen(GPT2_PATTERN), 0)) || pre_push(h, p)) goto fail;
     if (pieces_build(t, h, META)) goto fail;
     json_decref(vocab);
@@ -1281,7 +1341,7 @@ static tok_t *load_tokenizer_json(const char *file) {
     hf_t *h;
     char dir[4096];
     dir_of(file, dir, sizeof dir);
-    json_t *root = json_read(file);
+    json_t *root = json_read(file, 0);
     if (!root) return NULL;
     json_t *model = json_object_get(root, "model");
     if (!json_is_object(model)) {
@@ -1315,10 +1375,10 @@ static tok_t *load_tokenizer_json(const char *file) {
     json_t *a;
     json_array_foreach(added, i, a) {
         json_t *id = json_object_get(a, "id");
-        if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= VOCAB_MAX ||
-            !jstr(a, "content")) {
-            err_set("%s: added_tokens[%zu] needs an integer \"id\" in [0, %d) and a \"content\"", file, i,
-                    VOCAB_MAX);
+        if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+            json_integer_value(id) >= VOCAB_MAX || !jstr(a, "content")) {
+            err_set("%s: added_tokens[%zu] needs an integer \"id\" in [0, %d) and a \"content\"",
+                    file, i, VOCAB_MAX);
             goto fail;
         }
         if (json_integer_value(id) > max) max = (int)json_integer_value(id);
@@ -1343,7 +1403,8 @@ static tok_t *load_tokenizer_json(const char *file) {
         err_set("%s: BPE dropout is not supported", file);
         goto fail;
     }
-    const char *pre = jstr(model, "continuing_subword_prefix"), *suf = jstr(model, "end_of_word_suffix");
+    const char *pre = jstr(model, "continuing_subword_prefix"),
+               *suf = jstr(model, "end_of_word_suffix");
     if ((pre && *pre) || (suf && *suf)) {
         err_set("%s: continuing_subword_prefix / end_of_word_suffix are not supported", file);
         goto fail;
@@ -1398,7 +1459,7 @@ static tok_t *load_tokenizer_json(const char *file) {
 
     /* BOS/EOS: tokenizer_config.json first, then the post-processor. */
     int add_bos_set = 0;
-    if (config_apply(t, h, dir, 0, &add_bos_set)) goto fail;
+    if (config_apply(t, h, dir, 0, &add_bos_set, NULL)) goto fail;
     int tb = template_bos(t, json_object_get(root, "post_processor"));
     if (!add_bos_set) t->add_bos = tb >= 0;
     if (t->bos_id < 0) t->bos_id = tb;
@@ -1407,7 +1468,8 @@ static tok_t *load_tokenizer_json(const char *file) {
         if (t->bos_id < 0) t->bos_id = eot;
         if (t->eos_id < 0) t->eos_id = eot;
     }
-    t->add_dummy_prefix = t->kind == TOK_WORDLEVEL || (t->kind == TOK_BPE_SPM && decoder_strips(dec));
+    t->add_dummy_prefix =
+        t->kind == TOK_WORDLEVEL || (t->kind == TOK_BPE_SPM && decoder_strips(dec));
     json_decref(root);
     return t;
 fail:
@@ -1425,7 +1487,8 @@ tok_t *tok_load_hf(const char *path) {
     }
     if (S_ISDIR(st.st_mode)) {
         if (file_exists(path, "tokenizer.json", a, sizeof a)) return load_tokenizer_json(a);
-        if (file_exists(path, "vocab.json", a, sizeof a) && file_exists(path, "merges.txt", b, sizeof b))
+        if (file_exists(path, "vocab.json", a, sizeof a) &&
+            file_exists(path, "merges.txt", b, sizeof b))
             return load_vocab_merges(a, b, path);
         err_set("%s: no tokenizer.json, nor vocab.json + merges.txt, in this folder", path);
         return NULL;
