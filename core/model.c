@@ -288,6 +288,17 @@ int gguf_model_load(model_t *m, const char *path) {
 
 /* ---- Opening --------------------------------------------------------------- */
 
+static int hf_dir_has_tokenizer(const char *dir) {
+    static const char *names[] = {"tokenizer.json", "vocab.json"};
+    for (int i = 0; i < 2; i++) {
+        char p[4096];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) return 1;
+    }
+    return 0;
+}
+
 model_t *model_open(const char *path, const char *tokenizer) {
     model_t *m = calloc(1, sizeof *m);
     if (!m) return err_set("out of memory"), NULL;
@@ -305,6 +316,10 @@ model_t *model_open(const char *path, const char *tokenizer) {
     if (rc) goto fail;
     if (tokenizer) {
         m->tok = tok_load(tokenizer, m->cfg.vocab);
+        if (!m->tok) goto fail;
+    } else if (S_ISDIR(st.st_mode) && hf_dir_has_tokenizer(path)) {
+        /* A Hugging Face folder's own tokenizer files; broken ones are an error. */
+        m->tok = tok_load_hf(path);
         if (!m->tok) goto fail;
     } else if (m->src && m->src_close == gguf_close_v) {
         m->tok = tok_from_gguf(m->src);
