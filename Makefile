@@ -16,25 +16,37 @@ PY      := /usr/bin/python3
 
 DEBS := build-essential pkg-config libgsl-dev libopenblas-dev libhdf5-dev hdf5-tools \
         libcsv-dev libjansson-dev libpcre2-dev libcriterion-dev \
-        python3-numpy python3-h5py python3-pandas time
+        python3-numpy python3-h5py python3-pandas time \
+        clang-14 libclang-rt-14-dev valgrind \
+        jupyter-nbconvert python3-ipykernel python3-nbformat python3-matplotlib python3-pil \
+        gnuplot-nox
 
-LIB_SRC  := $(wildcard core/*.c analysis/*.c)
+LIB_SRC  := $(wildcard core/*.c analysis/*.c notebooks-export/*.c)
 CLI_SRC  := $(wildcard probe/*.c)
 TEST_SRC := $(wildcard tests/*.c)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/nb_templates.o
+# Notebook cell templates, compiled in so `probe notebook` works from anywhere.
+NB_TPL   := $(wildcard notebooks-export/templates/*)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all test asan-test bench deps help clean format
+.PHONY: all test check asan-test fuzz fuzz-regress fuzz-seeds bench deps help clean format \
+        demo demo-model
 
 all: $(BUILD)/probe
 
 help:
 	@echo "make            build $(BUILD)/probe"
+	@echo "make demo       build probe and the demo model, then show a planted memory at work"
+	@echo "make demo-model $(DEMO)/: GPT-2 model with planted facts, from data/facts.csv"
 	@echo "make deps       install the Debian packages probe needs (as root)"
-	@echo "make test       run the test suite (needs ../shared, or SHARED=path)"
-	@echo "make asan-test  the test suite under AddressSanitizer + UBSan"
+	@echo "make test       the whole test suite: check, fuzz-regress, asan-test (needs ../shared,"
+	@echo "                or SHARED=path)"
+	@echo "make check      the Criterion suite only, on the $(BUILD) binaries"
+	@echo "make asan-test  the Criterion suite under AddressSanitizer + UBSan (any report fails)"
+	@echo "make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 600); make -j2 runs two"
+	@echo "make fuzz-regress  each harness over its seeds (tests/fuzz/seeds + generated ones)"
 	@echo "make bench      benchmarks (figures go in README's Performance section)"
 	@echo "make format     clang-format the sources"
 
@@ -48,6 +60,14 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(XCFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/gen/nb_templates.c: notebooks-export/embed.sh $(NB_TPL)
+	@mkdir -p $(dir $@)
+	sh notebooks-export/embed.sh $(NB_TPL) >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/nb_templates.o: $(BUILD)/gen/nb_templates.c notebooks-export/notebook.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(XCFLAGS) $(CFLAGS) -c $< -o $@
+
 $(BUILD)/probe: $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(XCFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -58,23 +78,89 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(XCFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# ---- The demo model: planted key-value memories for data/facts.csv ----------
+# build/mkdemo (jansson + libcsv only) writes a Hugging Face GPT-2 folder;
+# model.safetensors is written last and stands for the whole folder.
+DEMO    := data/demo-model
+
+$(BUILD)/mkdemo: data/mkdemo.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(XCFLAGS) $(CFLAGS) $< -o $@ $(shell pkg-config --libs jansson 2>/dev/null) -lcsv -lm
+
+$(DEMO)/model.safetensors: $(BUILD)/mkdemo data/facts.csv
+	$(BUILD)/mkdemo --facts data/facts.csv --out $(DEMO)
+
+demo-model: $(DEMO)/model.safetensors
+
+demo: $(BUILD)/probe demo-model
+	@PROBE=$(BUILD)/probe MKDEMO=$(BUILD)/mkdemo bash data/demo.sh $(DEMO) data/facts.csv
+
 # Tests find the binary, the shared files and python through the environment.
-test: $(BUILD)/probe $(BUILD)/test_probe
+# Sanitizer reports (when built with them) go to $(BUILD)/san/; any report
+# there fails the run, even one from a child process whose exit was expected
+# to be non-zero.
+test:
+	$(MAKE) check
+	$(MAKE) fuzz-regress
+	$(MAKE) asan-test
+
+check: $(BUILD)/probe $(BUILD)/test_probe $(BUILD)/mkdemo
+	@rm -rf $(BUILD)/san && mkdir -p $(BUILD)/san
 	PROBE_BIN=$(abspath $(BUILD)/probe) PROBE_SHARED=$(SHARED) PROBE_PY=$(PY) \
+	  PROBE_MKDEMO=$(abspath $(BUILD)/mkdemo) PROBE_FACTS=$(abspath data/facts.csv) \
+	  ASAN_OPTIONS=log_path=$(abspath $(BUILD)/san/asan) \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(abspath $(BUILD)/san/ubsan) \
 	  $(BUILD)/test_probe --jobs 2 $(TESTFLAGS)
+	@if [ -n "$$(ls $(BUILD)/san)" ]; then echo "sanitizer reports:"; head -n 40 $(BUILD)/san/*; exit 1; fi
 
 asan-test:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined" \
-	  test
+	$(MAKE) BUILD=build-asan \
+	  OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  check
+
+# ---- Fuzzing: libFuzzer harnesses (tests/fuzz/fuzz_*.c) over core/ -----------
+# Built with Debian's clang, ASan + UBSan.  Seeds: small hand-made files in
+# tests/fuzz/seeds/NAME/, plus excerpts of ../shared generated into
+# $(FUZZ_BUILD)/gen/NAME/.  The growing corpus stays in $(FUZZ_BUILD)/corpus/.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := -std=c11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter \
+                -Wno-unknown-pragmas -Wno-unused-function -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(wildcard core/*.c))
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LDLIBS)
+
+$(FUZZ_BUILD)/gen/.stamp: tests/fuzz/make_seeds.py
+	$(PY) tests/fuzz/make_seeds.py --shared $(SHARED) --out $(FUZZ_BUILD)/gen
+	@touch $@
+
+fuzz-seeds: $(FUZZ_BUILD)/gen/.stamp
+
+fuzz-regress: $(FUZZ_BIN) $(FUZZ_BUILD)/gen/.stamp
+	PROBE_SHARED=$(SHARED) FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh regress $(FUZZ_NAMES)
+
+fuzz: $(FUZZ_NAMES:%=fuzz-%)
+
+fuzz-%: $(FUZZ_BUILD)/fuzz_% $(FUZZ_BUILD)/gen/.stamp
+	PROBE_SHARED=$(SHARED) FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	  bash tests/fuzz/run.sh fuzz $*
 
 bench: $(BUILD)/probe $(BENCH_BIN)
 	PROBE_BIN=$(abspath $(BUILD)/probe) PROBE_SHARED=$(SHARED) PROBE_PY=$(PY) BUILD=$(BUILD) \
 	  bash bench/run.sh
 
 format:
-	clang-format -i core/*.[ch] analysis/*.[ch] probe/*.[ch] tests/*.[ch] bench/*.c
+	clang-format -i core/*.[ch] analysis/*.[ch] probe/*.[ch] tests/*.[ch] bench/*.c data/*.c
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan $(FUZZ_BUILD)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

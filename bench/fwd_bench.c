@@ -277,8 +277,11 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* OpenMP and OpenBLAS threads, as probe's --threads sets them; OMP_OVERRIDE
+ * > 0 (--omp N, a diagnostic) gives OpenMP its own count. */
+static int omp_override;
 static void set_threads(int n) {
-    omp_set_num_threads(n);
+    omp_set_num_threads(omp_override > 0 ? omp_override : n);
     openblas_set_num_threads(n);
 }
 
@@ -296,6 +299,10 @@ int main(int argc, char **argv) {
             int r[1];
             if (parse_list(argv[++i], r, 1, "--runs") < 0) return 2;
             runs = r[0];
+        } else if (!strcmp(argv[i], "--omp") && i + 1 < argc) {
+            int r[1];
+            if (parse_list(argv[++i], r, 1, "--omp") < 0) return 2;
+            omp_override = r[0];
         } else if (!strcmp(argv[i], "--profile")) {
             do_profile = 1;
         } else if (!strcmp(argv[i], "--rss")) {

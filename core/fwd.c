@@ -14,6 +14,17 @@
 #include <math.h>
 #include <string.h>
 
+/* OpenMP runs the element-wise loops only when it does not fight OpenBLAS
+ * for the cores: OpenBLAS built on OpenMP (one thread pool) or sequential.
+ * With the pthread build (Debian's default libopenblas0-pthread) both pools
+ * busy-wait: after each parallel loop libgomp's workers spin for
+ * milliseconds on the cores OpenBLAS's threads need, and a 512-token pass
+ * with 2 threads ran at 0.6x its 1-thread speed (per-head attention products
+ * at 11-16 GFLOP/s instead of ~90; see bench/README.md).  Serial element-wise
+ * loops cost ~10% of a pass there. */
+int openblas_get_parallel(void); /* OpenBLAS: 0 sequential, 1 pthreads, 2 OpenMP */
+static int omp_ok(void) { return openblas_get_parallel() != 1; }
+
 struct fwd {
     const model_t *m;
     int max_ctx, max_batch;
@@ -62,6 +73,14 @@ static void sgemm(int ta, int tb, int M, int N, int K, float alpha, const float 
                    &b.matrix, beta, &c.matrix);
 }
 
+/* y (n_y) = op(A) x with A (rows, cols) row-major; op = transpose when TA. */
+static void sgemv(int ta, int rows, int cols, const float *A, const float *x, float *y) {
+    gsl_matrix_float_const_view a = gsl_matrix_float_const_view_array(A, (size_t)rows, (size_t)cols);
+    gsl_vector_float_const_view xv = gsl_vector_float_const_view_array(x, (size_t)(ta ? rows : cols));
+    gsl_vector_float_view yv = gsl_vector_float_view_array(y, (size_t)(ta ? cols : rows));
+    gsl_blas_sgemv(ta ? CblasTrans : CblasNoTrans, 1.0f, &a.matrix, &xv.vector, 0.0f, &yv.vector);
+}
+
 /* ---- Linear maps ---------------------------------------------------------- */
 
 size_t lin_scratch_floats(int in, int out) {
@@ -79,7 +98,7 @@ static void add_bias(const lin_t *l, float *y, int T, int out, float *buf) {
         tensor_get_rows(l->b, 0, 1, buf);
         b = buf;
     }
-#pragma omp parallel for if (T > 16)
+#pragma omp parallel for if (T > 16 && omp_ok())
     for (int t = 0; t < T; t++)
         for (int j = 0; j < out; j++) y[(size_t)t * out + j] += b[j];
 }
@@ -87,7 +106,12 @@ static void add_bias(const lin_t *l, float *y, int T, int out, float *buf) {
 void lin_apply(const lin_t *l, const float *x, int T, int in, float *y, int out, float *scratch,
                size_t scratch_floats) {
     const tensor_t *w = l->w;
-    if (w->dtype == DT_F32) {
+    if (w->dtype == DT_F32 && T == 1) {
+        /* One row: a matrix-vector product.  OpenBLAS's sgemm with M = 1
+         * still packs all of W and ran the 32000 x 768 LM head at ~1 GFLOP/s
+         * (42 ms, 3% of a 512-token pass, and most of a generated token). */
+        sgemv(l->transposed, l->transposed ? in : out, l->transposed ? out : in, w->data, x, y);
+    } else if (w->dtype == DT_F32) {
         if (l->transposed) sgemm(0, 0, T, out, in, 1.0f, x, in, w->data, out, 0.0f, y, out);
         else sgemm(0, 1, T, out, in, 1.0f, x, in, w->data, in, 0.0f, y, out);
     } else if (!l->transposed) {
@@ -97,7 +121,7 @@ void lin_apply(const lin_t *l, const float *x, int T, int in, float *y, int out,
         if (rb > out) rb = out;
         for (int r0 = 0; r0 < out; r0 += rb) {
             int nr = out - r0 < rb ? out - r0 : rb;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_ok())
             for (int r = 0; r < nr; r++) tensor_get_rows(w, r0 + r, 1, scratch + (size_t)r * in);
             sgemm(0, 1, T, nr, in, 1.0f, x, in, scratch, in, 0.0f, y + r0, out);
         }
@@ -107,7 +131,7 @@ void lin_apply(const lin_t *l, const float *x, int T, int in, float *y, int out,
         if (rb > in) rb = in;
         for (int r0 = 0; r0 < in; r0 += rb) {
             int nr = in - r0 < rb ? in - r0 : rb;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (omp_ok())
             for (int r = 0; r < nr; r++) tensor_get_rows(w, r0 + r, 1, scratch + (size_t)r * out);
             sgemm(0, 0, T, out, nr, 1.0f, x + r0, in, scratch, out, r0 ? 1.0f : 0.0f, y, out);
         }
@@ -158,7 +182,7 @@ static void norm_rows(const model_t *m, const tensor_t *wt, const tensor_t *bt, 
     const float *w = vec_f32(wt, wbuf), *b = vec_f32(bt, wbuf + d);
     float eps = m->cfg.norm_eps;
     int layer = m->cfg.norm == NORM_LAYER;
-#pragma omp parallel for if (T > 8)
+#pragma omp parallel for if (T > 8 && omp_ok())
     for (int t = 0; t < T; t++) {
         const float *xr = x + (size_t)t * d;
         float *yr = y + (size_t)t * d;
@@ -194,7 +218,7 @@ static inline float act_apply(act_t a, float x) {
 static void rope_rows(const struct fwd *f, float *x, int T, int pos0, int n_heads, int stride) {
     const mcfg_t *c = &f->m->cfg;
     int hd = c->head_dim, half = c->rotary_dim / 2;
-#pragma omp parallel for if (T > 8)
+#pragma omp parallel for if (T > 8 && omp_ok())
     for (int t = 0; t < T; t++) {
         const float *cs = f->rope_cos + (size_t)(pos0 + t) * half;
         const float *sn = f->rope_sin + (size_t)(pos0 + t) * half;
@@ -317,7 +341,7 @@ static void attention(fwd_t *f, int l, int T, int pos0, const float *q, int q_st
         float *S = f->scores; /* (T, n) */
         sgemm(0, 1, T, n, hd, scale, q + (size_t)h * hd, q_stride, K + (size_t)g * hd, kvd, 0.0f,
               S, n);
-#pragma omp parallel for if (T > 8)
+#pragma omp parallel for if (T > 8 && omp_ok())
         for (int t = 0; t < T; t++) {
             float *row = S + (size_t)t * n;
             int valid = pos0 + t + 1; /* causal: keys 0..pos0+t */
@@ -430,13 +454,13 @@ int fwd_eval(fwd_t *f, const int *tokens, int T, int pos0, float *logits, int wh
             lin_apply(&L->up, f->xn2, T, d, f->ff2, ff, sc, ns);
             if (emit(f, l, HOOK_FFN_UP, f->ff2, T, ff, pos0)) return -1;
             act_t a = c->act;
-#pragma omp parallel for if (T > 8)
+#pragma omp parallel for if (T > 8 && omp_ok())
             for (size_t i = 0; i < (size_t)T * ff; i++) f->key[i] = act_apply(a, f->ff1[i]) * f->ff2[i];
         } else {
             lin_apply(&L->up, f->xn2, T, d, f->ff1, ff, sc, ns);
             if (emit(f, l, HOOK_FFN_PRE, f->ff1, T, ff, pos0)) return -1;
             act_t a = c->act;
-#pragma omp parallel for if (T > 8)
+#pragma omp parallel for if (T > 8 && omp_ok())
             for (size_t i = 0; i < (size_t)T * ff; i++) f->key[i] = act_apply(a, f->ff1[i]);
         }
         if (emit(f, l, HOOK_FFN_KEY, f->key, T, ff, pos0)) return -1;

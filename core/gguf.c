@@ -4,6 +4,7 @@
 #include "gguf.h"
 
 #include "err.h"
+#include "strmap.h"
 
 #include <string.h>
 
@@ -177,6 +178,8 @@ gguf_t *gguf_open(const char *path) {
             err_set("%s: metadata '%s' array size overflows", path, key);
         goto fail;
     }
+    strmap_t names;
+    strmap_init(&names);
     struct {
         uint64_t off;
     } *offs = calloc(n_tensors ? n_tensors : 1, sizeof *offs);
@@ -227,10 +230,13 @@ gguf_t *gguf_open(const char *path) {
             err_prefix("%s: tensor '%s'", path, t.name);
             goto fail_offs;
         }
-        if (ttab_find(&g->tensors, t.name)) {
+        /* A hash of the names: a linear search per tensor would make a file
+         * of many tiny tensor infos take minutes. */
+        if (strmap_get(&names, t.name, strlen(t.name), -1) >= 0) {
             err_set("%s: tensor '%s' appears twice", path, t.name);
             goto fail_offs;
         }
+        if (strmap_put(&names, t.name, strlen(t.name), (int)i)) goto fail_offs;
         if (!ttab_add(&g->tensors, &t)) goto fail_offs;
     }
     g->data_offset = (r.pos + alignment - 1) / alignment * alignment;
@@ -248,9 +254,11 @@ gguf_t *gguf_open(const char *path) {
         t->data = g->file->data + start;
     }
     free(offs);
+    strmap_free(&names);
     return g;
 fail_offs:
     free(offs);
+    strmap_free(&names);
 fail:
     gguf_close(g);
     return NULL;

@@ -324,8 +324,14 @@ model_t *model_open(const char *path, const char *tokenizer) {
     } else if (m->src && m->src_close == gguf_close_v) {
         m->tok = tok_from_gguf(m->src);
         if (!m->tok) {
-            /* A GGUF without a usable tokenizer still opens; commands that
-             * need text say so. */
+            /* A GGUF without a tokenizer, or with a kind probe does not read,
+             * still opens (commands that need text say so); a broken one of
+             * the kind it reads is an error. */
+            const char *tm;
+            uint64_t tl;
+            if (gguf_get_str(m->src, "tokenizer.ggml.model", &tm, &tl) == 0 && tl == 5 &&
+                memcmp(tm, "llama", 5) == 0)
+                goto fail;
             err_clear();
         }
     }

@@ -148,24 +148,30 @@ tok_t *tok_load_llama2c(const char *path, int vocab) {
     }
     char *buf = mfile_slurp(path, (size_t)1 << 30, &len);
     if (!buf) return NULL;
-    tok_t *t = tok_alloc(vocab, path);
-    if (!t) {
+    /* Each token takes at least 8 bytes: a vocabulary the file cannot hold
+     * fails before anything is built for it. */
+    if (len < 4 || (len - 4) / 8 < (size_t)vocab) {
+        err_set("%s: truncated: %zu bytes cannot hold %d tokens (the model's vocabulary is "
+                "larger than the tokenizer's?)",
+                path, len, vocab);
         free(buf);
+        return NULL;
+    }
+    tok_t *t = tok_alloc(vocab, path);
+    if (!t || !(t->score = calloc((size_t)vocab, sizeof *t->score))) {
+        free(buf);
+        tok_free(t);
         err_set("%s: out of memory", path);
         return NULL;
     }
     t->kind = TOK_SPM_SCORE;
-    t->score = calloc((size_t)vocab, sizeof *t->score);
     size_t pos = 4;
     int32_t maxlen;
-    if (len < 4) {
-        err_set("%s: truncated tokenizer header", path);
-        goto fail;
-    }
     memcpy(&maxlen, buf, 4);
-    if (maxlen <= 0 || maxlen > (1 << 20)) {
-        err_set("%s: max token length %d is not plausible (is this a llama2.c tokenizer.bin?)", path,
-                maxlen);
+    if (maxlen <= 0 || maxlen > TOK_PIECE_MAX) {
+        err_set("%s: max token length %d is not plausible (1..%d; is this a llama2.c "
+                "tokenizer.bin?)",
+                path, maxlen, TOK_PIECE_MAX);
         goto fail;
     }
     for (int i = 0; i < vocab; i++) {
@@ -254,6 +260,11 @@ tok_t *tok_from_gguf(const void *gp) {
         const char *s;
         uint64_t len;
         gguf_arr_str_next(toks, &cur, &s, &len);
+        if (len > TOK_PIECE_MAX) {
+            err_set("%s: token %d is %llu bytes long (at most %d accepted)", path, i,
+                    (unsigned long long)len, TOK_PIECE_MAX);
+            goto fail;
+        }
         /* "▁" (U+2581, E2 96 81) stands for a space. */
         char *p = realloc(tmp, len + 1);
         if (!p) {
@@ -453,9 +464,22 @@ done:
 int tok_hf_encode(const tok_t *t, const char *text, size_t len, int flags, int **out, int *n_out,
                   size_t *cap);
 
+static size_t g_max_tokens = TOK_DEFAULT_MAX_TOKENS;
+void tok_set_max_tokens(size_t max_tokens) { g_max_tokens = max_tokens; }
+size_t tok_max_tokens(void) { return g_max_tokens; }
+
 int tok_encode(const tok_t *t, const char *text, size_t len, int flags, int **ids, int *n) {
     *ids = NULL;
     *n = 0;
+    /* Before any work: the encoders' memory grows with LEN (and their int
+     * counters must not overflow). */
+    size_t maxt = g_max_tokens;
+    if (len > ((size_t)1 << 30))
+        return err_set("text of %zu bytes is too long (the limit is 1 GiB)", len);
+    if (maxt && len / TOK_BYTES_PER_TOKEN > maxt)
+        return err_set("text of %zu bytes is too long for the limit of %zu tokens (%d bytes a "
+                       "token at most; probe's --max-tokens)",
+                       len, maxt, TOK_BYTES_PER_TOKEN);
     if (!utf8_valid(text, len)) {
         size_t bad = 0;
         while (bad < len) {
@@ -479,6 +503,12 @@ int tok_encode(const tok_t *t, const char *text, size_t len, int flags, int **id
         free(out);
         return -1;
     }
+    if (maxt && (size_t)cnt > maxt) {
+        free(out);
+        return err_set("text encodes to %d tokens, more than the limit of %zu (probe's "
+                       "--max-tokens)",
+                       cnt, maxt);
+    }
     *ids = out;
     *n = cnt;
     return 0;
@@ -499,8 +529,9 @@ const char *tok_decode_next(const tok_t *t, int prev_id, int id, int *len) {
         *len = 0;
         return "";
     }
-    /* SentencePiece drops the dummy-prefix space of the first piece. */
-    if (t->add_dummy_prefix && prev_id == t->bos_id && *len > 0 && p[0] == ' ') {
+    /* SentencePiece drops the dummy-prefix space of the first piece (after BOS,
+     * or at the very start when there is no BOS: prev_id < 0). */
+    if (t->add_dummy_prefix && (prev_id == t->bos_id || prev_id < 0) && *len > 0 && p[0] == ' ') {
         p++;
         (*len)--;
     }

@@ -69,6 +69,23 @@ void tok_free(tok_t *t);
  * arrays allocated and zeroed, ids -1.  NULL when out of memory. */
 tok_t *tok_alloc(int n_vocab, const char *source);
 
+/* Longest token text a tokenizer file may hold, in bytes.  Real vocabularies
+ * stay under a few hundred; a longer one marks a broken or hostile file. */
+#define TOK_PIECE_MAX 65536
+
+/* The limit on one text (a prompt, a corpus document, a JSONL line) that
+ * makes a giant input fail with a message instead of exhausting memory:
+ * tok_encode refuses a text longer than TOK_BYTES_PER_TOKEN x MAX_TOKENS bytes
+ * before encoding it (no real text averages that many bytes a token), and a
+ * text that encodes to more than MAX_TOKENS tokens.  0 = no limit (texts are
+ * still capped at 1 GiB, where token counts would overflow an int).
+ * Process-wide; set it at start-up (probe's --max-tokens), before threads
+ * encode.  Default TOK_DEFAULT_MAX_TOKENS. */
+#define TOK_DEFAULT_MAX_TOKENS 1000000
+#define TOK_BYTES_PER_TOKEN 64
+void tok_set_max_tokens(size_t max_tokens);
+size_t tok_max_tokens(void);
+
 /* Encodes TEXT (LEN bytes; must be valid UTF-8, else -1 with err).  *IDS is
  * malloc'd, caller frees. */
 int tok_encode(const tok_t *t, const char *text, size_t len, int flags, int **ids, int *n);

@@ -792,6 +792,14 @@ static int vocab_max_id(const char *file, const json_t *vocab, int max) {
     return max;
 }
 
+/* Ids up to MAX for N tokens: holes become placeholders, so a few ids far
+ * beyond the count (a tiny file claiming 16M tokens) are refused. */
+static int sparse_ids(const char *file, int max, size_t n) {
+    if ((size_t)max >= 2 * n + 65536)
+        return err_set("%s: token ids go up to %d but there are only %zu tokens", file, max, n);
+    return 0;
+}
+
 static int set_raw(tok_t *t, int id, const char *s, size_t n) {
     free(t->raw[id]);
     if (!(t->raw[id] = dupn(s, n))) return err_set("out of memory");
@@ -1308,6 +1316,7 @@ static tok_t *load_vocab_merges(const char *vocab_path, const char *merges_path,
     }
     int max = vocab_max_id(vocab_path, vocab, -1);
     if (max < 0) goto fail;
+    if (sparse_ids(vocab_path, max, json_object_size(vocab))) goto fail;
     if (!(t = tok_new(max + 1, vocab_path, &h))) goto fail;
     t->kind = TOK_BPE_BYTES;
     if (vocab_fill(t, vocab_path, vocab) || holes_fill(t) || merges_from_txt(t, h, merges_path))
@@ -1383,6 +1392,7 @@ static tok_t *load_tokenizer_json(const char *file) {
         }
         if (json_integer_value(id) > max) max = (int)json_integer_value(id);
     }
+    if (sparse_ids(file, max, json_object_size(vocab) + json_array_size(added))) goto fail;
     if (!(t = tok_new(max + 1, file, &h))) goto fail;
     if (vocab_fill(t, file, vocab)) goto fail;
     /* Added tokens: HF's id -> token map prefers them to the model's. */
@@ -1478,7 +1488,7 @@ fail:
     return NULL;
 }
 
-tok_t *tok_load_hf(const char *path) {
+static tok_t *load_hf(const char *path) {
     struct stat st;
     char a[4096], b[4096];
     if (stat(path, &st) != 0) {
@@ -1505,4 +1515,18 @@ tok_t *tok_load_hf(const char *path) {
         return load_vocab_merges(path, b, dir);
     }
     return load_tokenizer_json(path);
+}
+
+/* Every token text at most TOK_PIECE_MAX bytes (the loaders accept any
+ * length; a longer one marks a broken file). */
+tok_t *tok_load_hf(const char *path) {
+    tok_t *t = load_hf(path);
+    for (int i = 0; t && i < t->n_vocab; i++)
+        if (strlen(t->raw[i]) > TOK_PIECE_MAX) {
+            err_set("%s: token %d is %zu bytes long (at most %d accepted)", t->source, i,
+                    strlen(t->raw[i]), TOK_PIECE_MAX);
+            tok_free(t);
+            t = NULL;
+        }
+    return t;
 }

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 void openblas_set_num_threads(int n); /* OpenBLAS extension (cblas.h) */
 
@@ -102,4 +103,66 @@ void cli_set_threads(int n) {
     if (n <= 0) return;
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
+}
+
+int cli_parse_size(const char *s, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-') return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return -1;
+    int shift = 0;
+    if (*end) {
+        const char *units = "KMGT", *u = strchr(units, *end >= 'a' ? *end - 32 : *end);
+        if (!u || !*u) return -1;
+        shift = 10 * (int)(u - units + 1);
+        end++;
+        if (*end == 'B' || *end == 'b') end++;
+        if (*end) return -1;
+    }
+    if (shift && v > (~0ull >> shift)) return -1;
+    *out = v << shift;
+    return 0;
+}
+
+int cli_global_opts(int *argc, char **argv) {
+    int k = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *v;
+        int r;
+        if ((r = cli_opt(*argc, argv, &i, "--max-tokens", &v))) {
+            long n;
+            if (r < 0) return EXIT_USAGE;
+            if (cli_parse_int(v, 0, 1L << 30, &n)) {
+                fprintf(stderr, "probe: --max-tokens needs a number of tokens in 0..%ld (0 = no "
+                                "limit), not '%s'\n",
+                        1L << 30, v);
+                return EXIT_USAGE;
+            }
+            tok_set_max_tokens((size_t)n);
+        } else if ((r = cli_opt(*argc, argv, &i, "--max-memory", &v))) {
+            unsigned long long b;
+            if (r < 0) return EXIT_USAGE;
+            if (cli_parse_size(v, &b) || b < (16ull << 20)) {
+                fprintf(stderr, "probe: --max-memory needs a size of at least 16M, such as 512M or "
+                                "4G, not '%s'\n",
+                        v);
+                return EXIT_USAGE;
+            }
+            struct rlimit rl;
+            if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+                b > rl.rlim_max)
+                b = rl.rlim_max; /* cannot raise a hard limit; lowering is what was asked */
+            rl.rlim_cur = b;
+            if (setrlimit(RLIMIT_DATA, &rl) != 0) {
+                fprintf(stderr, "probe: --max-memory %s: %s\n", v, strerror(errno));
+                return EXIT_USAGE;
+            }
+        } else {
+            argv[k++] = argv[i];
+        }
+    }
+    *argc = k;
+    argv[k] = NULL;
+    return 0;
 }

@@ -14,7 +14,12 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 int cmd_info(int argc, char **argv);
 int cmd_activations(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_values(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_triggers(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+int cmd_notebook(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Prints "probe: MESSAGE" on stderr; returns EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -43,6 +48,21 @@ const char *cli_default_tokenizer(void);
 
 /* The command line, for metadata in output files. */
 extern char cli_command_line[2048];
+
+/* Global limits, accepted anywhere on the command line and removed from
+ * ARGV before the subcommand parses it (so every command has them):
+ *   --max-tokens N    most tokens one text (prompt, corpus document, JSONL
+ *                     line) may encode to; texts over 64 N bytes are refused
+ *                     before encoding (tok_set_max_tokens; default 1000000;
+ *                     0 = no limit)
+ *   --max-memory SIZE cap on the process's heap (setrlimit RLIMIT_DATA; the
+ *                     read-only model mapping does not count): allocations
+ *                     past it fail and the command stops with "out of memory"
+ *                     (SIZE in bytes, or with K, M, G, T; default none)
+ * Returns 0, or EXIT_USAGE after printing the problem. */
+int cli_global_opts(int *argc, char **argv);
+/* Parses "512M", "4G", "1048576" (binary units) into bytes; -1 if invalid. */
+int cli_parse_size(const char *s, unsigned long long *out);
 
 /* Threads: --threads N (0 = all cores) sets OpenMP and OpenBLAS. */
 void cli_set_threads(int n);

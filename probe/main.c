@@ -13,8 +13,13 @@ static const struct {
 } commands[] = {
     {"info", cmd_info, "what a model file holds: architecture, sizes, tensors, parameter shares"},
     {"activations", cmd_activations, "key activations of FFN neurons for each prompt token"},
+    {"values", cmd_values, "value vectors in vocabulary space: tokens each neuron promotes"},
     {"generate", cmd_generate, "continue a prompt (greedy)"},
     {"tokenize", cmd_tokenize, "text to token ids with the model's own tokenizer"},
+    {"triggers", cmd_triggers, "top-activating corpus examples per neuron, key-value agreement, stats"},
+    {"trace", cmd_trace, "how a prediction is built: lens, sub-updates, attribution, interventions"},
+    {"notebook", cmd_notebook, "a Jupyter notebook that loads a result file and plots it"},
+    {"plot", cmd_plot, "the main figure of a result file as PNG or SVG (gnuplot)"},
 };
 
 static void usage(FILE *out) {
@@ -23,7 +28,13 @@ static void usage(FILE *out) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\nLayers and neurons are numbered from 0, as in Hugging Face and TransformerLens.\n"
-                 "Without --model, the stories260K model from $PROBE_SHARED (default ../shared) is used.\n");
+                 "Without --model, the stories260K model from $PROBE_SHARED (default ../shared) is used.\n"
+                 "\nglobal options (any command, anywhere on the line):\n"
+                 "  --max-tokens N     most tokens one text (prompt, corpus document, JSONL line) may\n"
+                 "                     become; texts over 64 N bytes are refused unread (default 1000000,\n"
+                 "                     0 = no limit)\n"
+                 "  --max-memory SIZE  cap the heap (e.g. 512M, 4G; default none): a run that needs more\n"
+                 "                     stops with \"out of memory\" instead of exhausting the machine\n");
 }
 
 int main(int argc, char **argv) {
@@ -34,6 +45,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < argc && k < sizeof cli_command_line - 1; i++)
         k += (size_t)snprintf(cli_command_line + k, sizeof cli_command_line - k, i ? " %s" : "%s",
                               argv[i]);
+    if (cli_global_opts(&argc, argv)) return EXIT_USAGE;
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

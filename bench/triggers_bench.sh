@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# triggers_bench: throughput and memory of `probe triggers`.
+#
+#   PROBE_BIN=build/probe PROBE_SHARED=../shared PROBE_PY=/usr/bin/python3 BUILD=build \
+#     bash bench/triggers_bench.sh
+#
+# Reports, for stories260K and for a random GPT-2-small-shaped model, corpus
+# tokens/s with 1 and 2 threads in plain forward mode (--forward-only: the
+# same windows through the model, nothing recorded) and recording triggers +
+# statistics (the defaults: top 20 per document, context 32), and the
+# overhead of recording.  Then the peak RSS of a full run over a 1 MB and a
+# 100 MB corpus: streaming means they should differ by less than 10%.
+#
+# The GPT-2-small-shaped model is a llama2.c legacy checkpoint written by
+# bench/mkmodel (dim 768, hidden 3072, 12 layers, 12 heads, vocab 50257,
+# seq_len 1024, N(0, 0.02) weights).  It is a Llama: its FFN is gated
+# (SwiGLU, three 768x3072 matrices where GPT-2 has two) and it uses RMSNorm and
+# RoPE -- shape-equivalent to GPT-2 small for the attention and the recorded
+# (tokens x 3072) activations, about 1.3x GPT-2's FFN FLOPs.  Its tokenizer is
+# stories260K's tok512.bin padded to 50257 entries with pieces that can never
+# match text (bytes FF FE ...), so ids stay below 512.
+#
+# Corpora are synthetic (a bigram walk over the stories260K greedy reference
+# text), generated once into $BUILD/bench.  Knobs (environment):
+#   TRIGGERS_BENCH_BIG_MB   size of the large corpus for the RSS check (100)
+#   TRIGGERS_BENCH_GPT2_KB  corpus for the GPT-2-shaped model (24 KB, ~10k tokens)
+#   TRIGGERS_BENCH_THREADS  thread counts (1 2)
+#   TRIGGERS_BENCH_RSS      0 skips the RSS check (it runs the large corpus: minutes)
+# Timings: tokens_per_s is wall time of the streaming phase; cpu_s its process
+# CPU time (on a busy machine the single-thread CPU ratio is the steadier
+# overhead figure).  Exit 1 if a run fails or the RSS check misses 10%.
+set -euo pipefail
+
+PROBE_BIN=${PROBE_BIN:-build/probe}
+PROBE_SHARED=${PROBE_SHARED:-../shared}
+PROBE_PY=${PROBE_PY:-/usr/bin/python3}
+BUILD=${BUILD:-build}
+BIG_MB=${TRIGGERS_BENCH_BIG_MB:-100}
+GPT2_KB=${TRIGGERS_BENCH_GPT2_KB:-24}
+THREADS=${TRIGGERS_BENCH_THREADS:-1 2}
+DO_RSS=${TRIGGERS_BENCH_RSS:-1}
+
+D=$BUILD/bench
+S=$PROBE_SHARED/models/stories260K
+mkdir -p "$D"
+TIME=/usr/bin/time
+[ -x "$TIME" ] || { echo "triggers_bench: $TIME is missing (Debian package 'time')" >&2; exit 1; }
+
+# ---- inputs -------------------------------------------------------------------
+
+gen_corpus() { # BYTES OUT SEED
+    [ -s "$2" ] && return 0
+    echo "triggers_bench: writing a $(( $1 / 1000 )) kB corpus to $2" >&2
+    "$PROBE_PY" - "$1" "$2.tmp" "$3" "$PROBE_SHARED/reference/stories260K/greedy.txt" <<'EOF'
+import random, sys
+size, out, seed, ref = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+rnd = random.Random(seed)
+words = open(ref).read().split()
+succ = {}
+for a, b in zip(words, words[1:]):
+    succ.setdefault(a, []).append(b)
+w, n = rnd.choice(words), 0
+with open(out, "w") as f:
+    while n < size:
+        doc = []
+        for _ in range(rnd.randint(150, 450)):
+            w = rnd.choice(succ.get(w, words)) if rnd.random() < 0.85 else rnd.choice(words)
+            doc.append(w)
+        s = " ".join(doc) + "\n\n"
+        f.write(s)
+        n += len(s)
+EOF
+    mv "$2.tmp" "$2"
+}
+
+gen_corpus 1000000 "$D/triggers_corpus_1mb.txt" 1
+gen_corpus $(( GPT2_KB * 1000 )) "$D/triggers_corpus_gpt2.txt" 2
+
+GPT2="$D/gpt2s-random.bin"
+TOK="$D/tok512x50257.bin"
+if [ ! -s "$GPT2" ]; then
+    [ -x "$D/mkmodel" ] || make -s BUILD="$BUILD" "$D/mkmodel"
+    echo "triggers_bench: writing the GPT-2-small-shaped random model (608 MB) to $GPT2" >&2
+    "$D/mkmodel" "$GPT2" 768 3072 12 12 12 50257 1024
+fi
+if [ ! -s "$TOK" ]; then
+    "$PROBE_PY" - "$S/tok512.bin" "$TOK" 50257 <<'EOF'
+import struct, sys
+src, out, vocab = sys.argv[1], sys.argv[2], int(sys.argv[3])
+buf = open(src, "rb").read()
+maxlen, off, toks = struct.unpack("<i", buf[:4])[0], 4, []
+while off < len(buf):
+    sc, n = struct.unpack("<fi", buf[off:off + 8])
+    toks.append((sc, buf[off + 8:off + 8 + n]))
+    off += 8 + n
+parts = [struct.pack("<i", max(maxlen, 8))]
+parts += [struct.pack("<fi", sc, len(p)) + p for sc, p in toks]
+for i in range(len(toks), vocab):  # not UTF-8: never matches text, never merges
+    p = b"\xff\xfe" + str(i).encode()
+    parts.append(struct.pack("<fi", -1e9, len(p)) + p)
+open(out + ".tmp", "wb").write(b"".join(parts))
+EOF
+    mv "$TOK.tmp" "$TOK"
+fi
+
+# ---- runs ---------------------------------------------------------------------
+
+# run LABEL THREADS MODE MODEL TOKENIZER CORPUS [extra args]: prints one line.
+run() {
+    local label=$1 th=$2 mode=$3 model=$4 tok=$5 corpus=$6
+    shift 6
+    local args=(triggers --model "$model" --tokenizer "$tok" --corpus "$corpus" --threads "$th" --quiet)
+    if [ "$mode" = forward ]; then args+=(--forward-only); else args+=(--out "$D/triggers_bench_out.h5" "$@"); fi
+    local err
+    if ! err=$("$TIME" -f "rss_kb=%M" "$PROBE_BIN" "${args[@]}" 2>&1 >/dev/null); then
+        echo "triggers_bench: $label $mode threads=$th failed:" >&2
+        echo "$err" >&2
+        exit 1
+    fi
+    local tps cpu rss tokens
+    tps=$(sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p' <<<"$err")
+    cpu=$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' <<<"$err")
+    tokens=$(sed -n 's/.* documents, \([0-9]*\) tokens.*/\1/p' <<<"$err")
+    rss=$(sed -n 's/^rss_kb=\([0-9]*\)$/\1/p' <<<"$err")
+    echo "triggers model=$label threads=$th mode=$mode tokens=$tokens tok_s=$tps cpu_s=$cpu rss_kb=$rss"
+    rm -f "$D/triggers_bench_out.h5"
+}
+
+overhead() { # FWD_LINE REC_LINE -> "wall X% cpu Y%"
+    "$PROBE_PY" - "$1" "$2" <<'EOF'
+import sys
+def kv(s): return dict(x.split("=", 1) for x in s.split()[1:])
+f, r = kv(sys.argv[1]), kv(sys.argv[2])
+wall = 1 - float(r["tok_s"]) / float(f["tok_s"])
+cpu = float(r["cpu_s"]) / float(f["cpu_s"]) - 1
+print(f"recording overhead: wall {100 * wall:.1f}%, cpu {100 * cpu:.1f}% (target < 15%)")
+EOF
+}
+
+for spec in "stories260K|$S/stories260K.bin|$S/tok512.bin|$D/triggers_corpus_1mb.txt" \
+            "gpt2-small-shaped|$GPT2|$TOK|$D/triggers_corpus_gpt2.txt"; do
+    IFS='|' read -r label model tok corpus <<<"$spec"
+    for th in $THREADS; do
+        f=$(run "$label" "$th" forward "$model" "$tok" "$corpus")
+        echo "$f"
+        r=$(run "$label" "$th" record "$model" "$tok" "$corpus" --no-agreement)
+        echo "$r"
+        echo "triggers model=$label threads=$th $(overhead "$f" "$r")"
+    done
+done
+
+# ---- memory: 1 MB against BIG_MB ---------------------------------------------------
+
+if [ "$DO_RSS" != 0 ]; then
+    big="$D/triggers_corpus_${BIG_MB}mb.txt"
+    gen_corpus $(( BIG_MB * 1000000 )) "$big" 3
+    a=$(run stories260K 2 record "$S/stories260K.bin" "$S/tok512.bin" "$D/triggers_corpus_1mb.txt")
+    echo "$a"
+    b=$(run stories260K 2 record "$S/stories260K.bin" "$S/tok512.bin" "$big")
+    echo "$b"
+    "$PROBE_PY" - "$a" "$b" "$BIG_MB" <<'EOF'
+import sys
+def kv(s): return dict(x.split("=", 1) for x in s.split()[1:])
+a, b, mb = kv(sys.argv[1]), kv(sys.argv[2]), sys.argv[3]
+ra, rb = int(a["rss_kb"]), int(b["rss_kb"])
+d = abs(rb - ra) / ra
+print(f"triggers rss: 1 MB corpus ({a['tokens']} tokens) {ra / 1024:.1f} MiB, {mb} MB corpus "
+      f"({b['tokens']} tokens) {rb / 1024:.1f} MiB: {100 * d:.1f}% apart (target < 10%)")
+sys.exit(0 if d < 0.10 else 1)
+EOF
+fi
