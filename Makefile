@@ -9,17 +9,33 @@ CFLAGS  ?= $(OPT) -g
 PKGS    := hdf5 jansson libpcre2-8 gsl
 CPPFLAGS += -I. -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 XCFLAGS := -std=c11 -Wall -Wextra -Wno-unused-parameter -fopenmp
-LDLIBS  := $(shell pkg-config --libs hdf5 jansson libpcre2-8 2>/dev/null) -lgsl -lopenblas -lcsv -lm
+# OpenBLAS: Debian's pthread build, by path (not whichever build the
+# libopenblas.so.0 alternative points at), so every binary runs the BLAS the
+# benchmark measured.  Its idle threads yield; the OpenMP build's spin, and on
+# the shared 2-core machine its 2-thread pass took 3.3x as long and 4.5x the CPU
+# time (bench/README.md, "Which OpenBLAS build").  RUNPATH, not RPATH,
+# so LD_LIBRARY_PATH can still swap in another build (`make bench` does).
+BLAS_DIR ?= /usr/lib/$(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/openblas-pthread
+LDLIBS  := $(shell pkg-config --libs hdf5 jansson libpcre2-8 2>/dev/null) -lgsl \
+           -L$(BLAS_DIR) -lopenblas -Wl,--enable-new-dtags,-rpath,$(BLAS_DIR) -lcsv -lm
 BUILD   ?= build
+# MPI (Open MPI): with mpicc on the PATH probe is built with -DHAVE_MPI and
+# runs under mpirun/srun (analysis/dist); `make MPICC=` builds without it.
+MPICC   ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+CPPFLAGS += -DHAVE_MPI $(shell $(MPICC) --showme:compile 2>/dev/null)
+LDLIBS   += $(shell $(MPICC) --showme:link 2>/dev/null)
+endif
 SHARED  ?= $(abspath ../shared)
 PY      := /usr/bin/python3
 
-DEBS := build-essential pkg-config libgsl-dev libopenblas-dev libhdf5-dev hdf5-tools \
+DEBS := build-essential pkg-config libgsl-dev libopenblas-pthread-dev libopenblas0-openmp \
+        libhdf5-dev hdf5-tools \
         libcsv-dev libjansson-dev libpcre2-dev libcriterion-dev \
         python3-numpy python3-h5py python3-pandas time \
         clang-14 libclang-rt-14-dev valgrind \
         jupyter-nbconvert python3-ipykernel python3-nbformat python3-matplotlib python3-pil \
-        gnuplot-nox
+        gnuplot-nox libopenmpi-dev openmpi-bin
 
 LIB_SRC  := $(wildcard core/*.c analysis/*.c notebooks-export/*.c)
 CLI_SRC  := $(wildcard probe/*.c)
@@ -32,7 +48,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 .PHONY: all test check asan-test fuzz fuzz-regress fuzz-seeds bench deps help clean format \
-        demo demo-model
+        demo demo-model valgrind
 
 all: $(BUILD)/probe
 
@@ -47,6 +63,7 @@ help:
 	@echo "make asan-test  the Criterion suite under AddressSanitizer + UBSan (any report fails)"
 	@echo "make fuzz       each libFuzzer harness for FUZZ_SECONDS (default 600); make -j2 runs two"
 	@echo "make fuzz-regress  each harness over its seeds (tests/fuzz/seeds + generated ones)"
+	@echo "make valgrind   the main commands under valgrind memcheck (a few minutes)"
 	@echo "make bench      benchmarks (figures go in README's Performance section)"
 	@echo "make format     clang-format the sources"
 
@@ -109,6 +126,7 @@ check: $(BUILD)/probe $(BUILD)/test_probe $(BUILD)/mkdemo
 	PROBE_BIN=$(abspath $(BUILD)/probe) PROBE_SHARED=$(SHARED) PROBE_PY=$(PY) \
 	  PROBE_MKDEMO=$(abspath $(BUILD)/mkdemo) PROBE_FACTS=$(abspath data/facts.csv) \
 	  ASAN_OPTIONS=log_path=$(abspath $(BUILD)/san/asan) \
+	  LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(abspath $(BUILD)/san/ubsan) \
 	  $(BUILD)/test_probe --jobs 2 $(TESTFLAGS)
 	@if [ -n "$$(ls $(BUILD)/san)" ]; then echo "sanitizer reports:"; head -n 40 $(BUILD)/san/*; exit 1; fi
@@ -117,6 +135,12 @@ asan-test:
 	$(MAKE) BUILD=build-asan \
 	  OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  check
+
+# valgrind cannot run -march=native code (AVX-512), hence its own -O1 build.
+VG_BUILD ?= build-vg
+valgrind:
+	$(MAKE) BUILD=$(VG_BUILD) OPT="-O1" $(VG_BUILD)/probe
+	PROBE_SHARED=$(SHARED) PROBE_PY=$(PY) bash tests/valgrind.sh $(VG_BUILD)/probe
 
 # ---- Fuzzing: libFuzzer harnesses (tests/fuzz/fuzz_*.c) over core/ -----------
 # Built with Debian's clang, ASan + UBSan.  Seeds: small hand-made files in

@@ -38,6 +38,8 @@ struct corpus {
     int reset_doc;
     char *path;
     corpus_stats_t st;
+    int ranged;        /* corpus_set_range: read only LEFT more bytes */
+    uint64_t left;
 };
 
 const char *corpus_fmt_name(corpus_fmt_t f) {
@@ -121,7 +123,10 @@ corpus_fmt_t corpus_format(const corpus_t *c) { return c->fmt; }
 
 static int fill(corpus_t *c) {
     if (c->rpos < c->rlen || c->eof) return 0;
-    c->rlen = fread(c->rbuf, 1, RBUF_BYTES, c->fp);
+    size_t want = RBUF_BYTES;
+    if (c->ranged && c->left < want) want = (size_t)c->left;
+    c->rlen = want ? fread(c->rbuf, 1, want, c->fp) : 0;
+    if (c->ranged) c->left -= c->rlen;
     c->rpos = 0;
     c->st.bytes += c->rlen;
     if (c->rlen == 0) {
@@ -318,4 +323,93 @@ static int next_jsonl(corpus_t *c, const char **text, size_t *len, int64_t *id) 
 
 int corpus_next(corpus_t *c, const char **text, size_t *len, int64_t *id) {
     return c->fmt == CORPUS_JSONL ? next_jsonl(c, text, len, id) : next_text(c, text, len, id);
+}
+
+/* ---- byte ranges (analysis/dist: several readers share one file) --------------- */
+
+int corpus_set_range(corpus_t *c, uint64_t begin, uint64_t end) {
+    PRB_ASSERT(c->st.bytes == 0 && !c->ranged && begin <= end);
+    if (!c->own_fp || (c->st.size == 0 && end > 0))
+        return err_set("%s: only a regular file can be split into byte ranges", c->path);
+    if (end > c->st.size) end = c->st.size;
+    if (begin > end) begin = end;
+    if (fseeko(c->fp, (off_t)begin, SEEK_SET))
+        return err_set("%s: cannot seek to byte %llu: %s", c->path, (unsigned long long)begin,
+                       strerror(errno));
+    c->ranged = 1;
+    c->left = end - begin;
+    c->st.size = end - begin;
+    return 0;
+}
+
+/* A line of LEN bytes in TEXT format is a separator only if the reader sees
+ * it whole (at most MAX_DOC bytes) and blank (is_blank, "\r" included). */
+int corpus_boundary(const char *path, corpus_fmt_t fmt, size_t max_doc, uint64_t offset,
+                    uint64_t *out) {
+    if (fmt == CORPUS_AUTO)
+        fmt = ends_with(path, ".jsonl") || ends_with(path, ".ndjson") || ends_with(path, ".json")
+                  ? CORPUS_JSONL
+                  : CORPUS_TEXT;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return err_set("%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return err_set("%s: only a regular file can be split into byte ranges", path);
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    *out = size;
+    if (offset == 0) {
+        fclose(fp);
+        *out = 0;
+        return 0;
+    }
+    if (offset >= size) {
+        fclose(fp);
+        return 0;
+    }
+    /* The first line start at or after OFFSET: after the '\n' at or after
+     * OFFSET - 1. */
+    if (fseeko(fp, (off_t)(offset - 1), SEEK_SET)) {
+        int e = errno;
+        fclose(fp);
+        return err_set("%s: cannot seek: %s", path, strerror(e));
+    }
+    uint64_t pos = offset - 1;
+    int ch;
+    while ((ch = getc(fp)) != EOF && ch != '\n') pos++;
+    if (ch == EOF) goto end;
+    pos++; /* a line starts at POS */
+    if (fmt != CORPUS_TEXT) {
+        *out = pos;
+        goto end;
+    }
+    /* TEXT: the start of a non-blank line whose previous line is blank.  The
+     * first line scanned has no known predecessor and is never chosen, which
+     * keeps the answer a monotone function of OFFSET. */
+    int prev_blank = 0;
+    for (;;) {
+        uint64_t start = pos, len = 0;
+        int blank = 1;
+        while ((ch = getc(fp)) != EOF && ch != '\n') {
+            len++;
+            if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\f' && ch != '\v') blank = 0;
+        }
+        pos += len + (ch == '\n');
+        if (len > max_doc) blank = 0;
+        if (len == 0 && ch == EOF) break; /* end of file */
+        if (!blank && prev_blank) {
+            *out = start;
+            break;
+        }
+        prev_blank = blank;
+        if (ch == EOF) break;
+    }
+end:
+    if (ferror(fp)) {
+        fclose(fp);
+        return err_set("%s: read error", path);
+    }
+    fclose(fp);
+    return 0;
 }

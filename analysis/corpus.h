@@ -53,6 +53,21 @@ void corpus_close(corpus_t *c);
  * a read error. */
 int corpus_next(corpus_t *c, const char **text, size_t *len, int64_t *id);
 
+/* Splitting one file among several readers (MPI ranks, analysis/dist):
+ * corpus_boundary() is the first document boundary at or after byte OFFSET
+ * of regular file PATH (0 for 0; the file size if there is none), a
+ * position where a reader starting afresh is in the same state as one that
+ * read the file from its start: in TEXT format the start of a non-blank line
+ * after a blank one, otherwise the start of a line.  It is monotone in
+ * OFFSET, so boundaries of P equal shares give P contiguous ranges.
+ * corpus_set_range(), called before the first corpus_next(), makes C read
+ * only bytes [BEGIN, END); its document ids then start at 0, to be shifted
+ * by the ids of the ranges before it.  -1 with err set (stdin cannot be
+ * split). */
+int corpus_boundary(const char *path, corpus_fmt_t fmt, size_t max_doc, uint64_t offset,
+                    uint64_t *out);
+int corpus_set_range(corpus_t *c, uint64_t begin, uint64_t end);
+
 /* Counters so far (borrowed). */
 const corpus_stats_t *corpus_stats(const corpus_t *c);
 corpus_fmt_t corpus_format(const corpus_t *c);

@@ -155,8 +155,8 @@ int trace_resolve_target(const tok_t *tok, const char *text, int *id) {
 static float act_f(act_t a, float x) {
     switch (a) {
     case ACT_SILU: return x / (1.0f + expf(-x));
-    case ACT_GELU_TANH:
-        return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case ACT_GELU_TANH: /* x * sigmoid(2z): the form core/fwd.c uses */
+        return x / (1.0f + expf(-1.5957691216057308f * (x + 0.044715f * x * x * x)));
     case ACT_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
     case ACT_RELU: return x > 0 ? x : 0.0f;
     }

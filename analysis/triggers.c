@@ -101,6 +101,7 @@ void trg_opts_default(trg_opts_t *o, const model_t *m) {
     o->n_quantiles = 2;
     o->quantiles[0] = 0.5;
     o->quantiles[1] = 0.99;
+    o->par_min = (int64_t)1 << 19;
 }
 
 int trg_opts_check(const trg_opts_t *o, const model_t *m) {
@@ -498,7 +499,11 @@ static void scan_rows(trg_t *t, int s, const float *key, const float *rank, int 
 static void process_layer(trg_t *t, int s, const float *key, int R) {
     size_t F = (size_t)t->n_ff;
     const float *rank = t->o.rank_by == TRG_RANK_PRE ? t->pre : key;
-    int par = (size_t)R * F >= 16384;
+    /* Threads only for a big layer window: the work is ~3 ns a value, and on
+     * a small model (stories260K: 512 x 172 values) waking the team and its
+     * barrier (spinning beside OpenBLAS's own threads) cost several times the
+     * work itself (measured: 2-thread recording at 4-6x the forward CPU). */
+    int par = (int64_t)R * (int64_t)F >= t->o.par_min;
 #pragma omp parallel if (par)
     {
         int nth = omp_get_num_threads(), id = omp_get_thread_num();
@@ -873,4 +878,253 @@ const trg_agree_t *trg_agree_table(const trg_t *t, int slot) {
 
 const int32_t *trg_value_top1(const trg_t *t, int slot) {
     return t->top1 ? t->top1 + (size_t)slot * t->n_ff : NULL;
+}
+
+/* ---- combining recorders (analysis/dist: ranks that each ran part of a corpus) ---- */
+
+/* The packed state: a header, then per neuron its kept entries (any order),
+ * then per layer the running statistics.  Native byte order: all ranks run
+ * the same binary. */
+#define PACK_MAGIC 0x3130475254425250ull /* "PRBTRG01" */
+typedef struct {
+    uint64_t magic;
+    int32_t n_slots, n_ff, N, C, stats, nq, quantile_every, pad;
+    uint64_t ent_bytes;
+    trg_counts_t counts;
+} pack_hdr_t;
+
+void trg_shift_docs(trg_t *t, int64_t offset) {
+    PRB_ASSERT(!t->finished);
+    size_t SF = (size_t)t->n_slots * t->n_ff;
+    for (size_t nj = 0; nj < SF && t->N; nj++)
+        for (int k = 0; k < t->cnt[nj]; k++)
+            ent_at(t, (int)(nj / t->n_ff), (int)(nj % t->n_ff), k)->doc += offset;
+}
+
+int trg_pack(const trg_t *t, void **buf, size_t *len) {
+    PRB_ASSERT(!t->finished);
+    if (t->o.exact_stats) return err_set("--exact-stats is a single-process reference path");
+    size_t F = (size_t)t->n_ff, SF = (size_t)t->n_slots * F, nq = (size_t)t->o.n_quantiles;
+    size_t n_ent = 0;
+    for (size_t nj = 0; nj < SF && t->N; nj++) n_ent += (size_t)t->cnt[nj];
+    size_t per_slot = F * (4 * sizeof(double) + 2 * sizeof(float) + sizeof(int64_t)) +
+                      H_BINS * sizeof(int64_t) + nq * F * sizeof(gsl_rstat_quantile_workspace);
+    size_t total = sizeof(pack_hdr_t) + (t->N ? SF * sizeof(int32_t) : 0) + n_ent * t->ent_bytes +
+                   (t->st ? (size_t)t->n_slots * per_slot : 0);
+    unsigned char *b = malloc(total), *p = b;
+    if (!b) return err_set("out of memory packing %.1f MiB of triggers", total / 1048576.0);
+    pack_hdr_t h = {PACK_MAGIC, t->n_slots, t->n_ff, t->N, t->C, t->st != NULL, (int32_t)nq,
+                    t->o.quantile_every, 0, t->ent_bytes, t->counts};
+    memcpy(p, &h, sizeof h);
+    p += sizeof h;
+    if (t->N) {
+        memcpy(p, t->cnt, SF * sizeof(int32_t));
+        p += SF * sizeof(int32_t);
+        for (size_t nj = 0; nj < SF; nj++)
+            for (int k = 0; k < t->cnt[nj]; k++) {
+                memcpy(p, ent_at(t, (int)(nj / F), (int)(nj % F), k), t->ent_bytes);
+                p += t->ent_bytes;
+            }
+    }
+    for (int s = 0; t->st && s < t->n_slots; s++) {
+        const lstats_t *S = &t->st[s];
+#define PUT(src, bytes) (memcpy(p, (src), (bytes)), p += (bytes))
+        PUT(S->mean, F * sizeof(double));
+        PUT(S->M2, F * sizeof(double));
+        PUT(S->M3, F * sizeof(double));
+        PUT(S->M4, F * sizeof(double));
+        PUT(S->mn, F * sizeof(float));
+        PUT(S->mx, F * sizeof(float));
+        PUT(S->active, F * sizeof(int64_t));
+        PUT(S->hist, H_BINS * sizeof(int64_t));
+        for (size_t i = 0; i < nq * F; i++) PUT(S->qws[i], sizeof(gsl_rstat_quantile_workspace));
+#undef PUT
+    }
+    PRB_ASSERT((size_t)(p - b) == total);
+    *buf = b;
+    *len = total;
+    return 0;
+}
+
+/* Puts a whole entry into neuron J's heap if it ranks among the top N (the
+ * same total order as the stream: value, then lower document, then lower
+ * position — so the merged lists do not depend on how the corpus was cut). */
+static void heap_put(trg_t *t, int s, int j, const ent_t *src) {
+    size_t nj = (size_t)s * t->n_ff + j;
+    int32_t *h = t->heap + nj * t->N;
+    int c = t->cnt[nj], N = t->N, slot, p;
+    if (c < N) {
+        slot = c;
+        memcpy(ent_at(t, s, j, slot), src, t->ent_bytes);
+        for (p = c; p > 0;) {
+            int q = (p - 1) / 2;
+            if (!weaker(src, ent_at(t, s, j, h[q]))) break;
+            h[p] = h[q];
+            p = q;
+        }
+        h[p] = slot;
+        t->cnt[nj] = ++c;
+        if (c == N) t->thr[nj] = ent_at(t, s, j, h[0])->v;
+        return;
+    }
+    if (!weaker(ent_at(t, s, j, h[0]), src)) return;
+    slot = h[0];
+    ent_t *e = ent_at(t, s, j, slot);
+    memcpy(e, src, t->ent_bytes);
+    for (p = 0;;) {
+        int ch = 2 * p + 1;
+        if (ch >= N) break;
+        if (ch + 1 < N && weaker(ent_at(t, s, j, h[ch + 1]), ent_at(t, s, j, h[ch]))) ch++;
+        if (!weaker(ent_at(t, s, j, h[ch]), e)) break;
+        h[p] = h[ch];
+        p = ch;
+    }
+    h[p] = slot;
+    t->thr[nj] = ent_at(t, s, j, h[0])->v;
+}
+
+/* Count of values <= X in a P^2 state (n >= 5), read off its markers as a
+ * piecewise-linear CDF: marker i sits at height q[i] with npos[i] values at
+ * or below it. */
+static double p2_count(const gsl_rstat_quantile_workspace *w, double x) {
+    if (x < w->q[0]) return 0;
+    if (x >= w->q[4]) return (double)w->n;
+    for (int i = 0; i < 4; i++)
+        if (x < w->q[i + 1]) {
+            double span = w->q[i + 1] - w->q[i];
+            double f = span > 0 ? (x - w->q[i]) / span : 1.0;
+            return w->npos[i] + f * (w->npos[i + 1] - w->npos[i]);
+        }
+    return (double)w->n;
+}
+
+/* The height where the summed count of A and B reaches TARGET. */
+static double p2_inverse(const gsl_rstat_quantile_workspace *a, const gsl_rstat_quantile_workspace *b,
+                         double target) {
+    double x[10];
+    for (int i = 0; i < 5; i++) x[i] = a->q[i], x[5 + i] = b->q[i];
+    qsort(x, 10, sizeof *x, cmp_double);
+    double lo = x[0], clo = p2_count(a, lo) + p2_count(b, lo);
+    if (target <= clo) return lo;
+    for (int i = 1; i < 10; i++) {
+        double c = p2_count(a, x[i]) + p2_count(b, x[i]);
+        if (c >= target) return c > clo ? lo + (x[i] - lo) * (target - clo) / (c - clo) : x[i];
+        lo = x[i];
+        clo = c;
+    }
+    return x[9];
+}
+
+/* Merges P^2 state B into A.  P^2 cannot be merged exactly: the result is a
+ * P^2 state whose five markers are placed on the count-weighted mixture of
+ * both states' piecewise-linear CDFs (min and max exact).  Fewer than five
+ * values are raw values and are simply added. */
+static void p2_merge(gsl_rstat_quantile_workspace *a, const gsl_rstat_quantile_workspace *b) {
+    if (b->n == 0) return;
+    if (b->n < 5) {
+        for (size_t i = 0; i < b->n; i++) gsl_rstat_quantile_add(b->q[i], a);
+        return;
+    }
+    if (a->n < 5) {
+        gsl_rstat_quantile_workspace tmp = *b;
+        for (size_t i = 0; i < a->n; i++) gsl_rstat_quantile_add(a->q[i], &tmp);
+        *a = tmp;
+        return;
+    }
+    double n = (double)(a->n + b->n), p = a->p;
+    double frac[5] = {0, p / 2, p, (1 + p) / 2, 1};
+    gsl_rstat_quantile_workspace m = *a;
+    m.n = a->n + b->n;
+    for (int i = 0; i < 5; i++) {
+        m.np[i] = 1 + (n - 1) * frac[i];
+        m.npos[i] = (int)floor(m.np[i] + 0.5);
+        if (i > 0 && m.npos[i] <= m.npos[i - 1]) m.npos[i] = m.npos[i - 1] + 1;
+        m.q[i] = p2_inverse(a, b, m.np[i]);
+    }
+    m.q[0] = a->q[0] < b->q[0] ? a->q[0] : b->q[0];
+    m.q[4] = a->q[4] > b->q[4] ? a->q[4] : b->q[4];
+    m.npos[4] = (int)m.n;
+    *a = m;
+}
+
+int trg_merge(trg_t *t, const void *buf, size_t len) {
+    PRB_ASSERT(!t->finished);
+    const unsigned char *p = buf, *end = p + len;
+    pack_hdr_t h;
+    if (len < sizeof h) return err_set("merging triggers: short state (%zu bytes)", len);
+    memcpy(&h, p, sizeof h);
+    p += sizeof h;
+    size_t F = (size_t)t->n_ff, SF = (size_t)t->n_slots * F, nq = (size_t)t->o.n_quantiles;
+    if (h.magic != PACK_MAGIC || h.n_slots != t->n_slots || h.n_ff != t->n_ff || h.N != t->N ||
+        h.C != t->C || h.stats != (t->st != NULL) || (size_t)h.nq != nq ||
+        h.ent_bytes != t->ent_bytes)
+        return err_set("merging triggers: the ranks disagree about layers, neurons or options");
+    if (t->N) {
+        if ((size_t)(end - p) < SF * sizeof(int32_t)) return err_set("merging triggers: short state");
+        const int32_t *cnt = (const int32_t *)p;
+        p += SF * sizeof(int32_t);
+        for (size_t nj = 0; nj < SF; nj++) {
+            if (cnt[nj] < 0 || cnt[nj] > t->N || (size_t)(end - p) < (size_t)cnt[nj] * t->ent_bytes)
+                return err_set("merging triggers: corrupt state");
+            for (int k = 0; k < cnt[nj]; k++) {
+                heap_put(t, (int)(nj / F), (int)(nj % F), (const ent_t *)p);
+                p += t->ent_bytes;
+            }
+        }
+    }
+    double na = (double)t->counts.counted, nb = (double)h.counts.counted, n = na + nb;
+    for (int s = 0; t->st && s < t->n_slots; s++) {
+        lstats_t *S = &t->st[s];
+        size_t need = F * (4 * sizeof(double) + 2 * sizeof(float) + sizeof(int64_t)) +
+                      H_BINS * sizeof(int64_t) + nq * F * sizeof(gsl_rstat_quantile_workspace);
+        if ((size_t)(end - p) < need) return err_set("merging triggers: short state");
+        const double *mb = (const double *)p, *M2b = mb + F, *M3b = M2b + F, *M4b = M3b + F;
+        const float *mnb = (const float *)(M4b + F), *mxb = mnb + F;
+        const unsigned char *q = (const unsigned char *)(mxb + F);
+        int64_t actb, hb;
+        /* Pebay (2008) pairwise combination of central moments, as in
+         * stats_rows, with both sides' full M2..M4. */
+        for (size_t j = 0; j < F && nb > 0; j++) {
+            if (na == 0) {
+                S->mean[j] = mb[j], S->M2[j] = M2b[j], S->M3[j] = M3b[j], S->M4[j] = M4b[j];
+            } else {
+                double d = mb[j] - S->mean[j], d2 = d * d;
+                double M2a = S->M2[j], M3a = S->M3[j];
+                S->M4[j] += M4b[j] + d2 * d2 * na * nb * (na * na - na * nb + nb * nb) / (n * n * n) +
+                            6.0 * d2 * (na * na * M2b[j] + nb * nb * M2a) / (n * n) +
+                            4.0 * d * (na * M3b[j] - nb * M3a) / n;
+                S->M3[j] += M3b[j] + d2 * d * na * nb * (na - nb) / (n * n) +
+                            3.0 * d * (na * M2b[j] - nb * M2a) / n;
+                S->M2[j] += M2b[j] + d2 * na * nb / n;
+                S->mean[j] += d * nb / n;
+            }
+            if (mnb[j] < S->mn[j]) S->mn[j] = mnb[j];
+            if (mxb[j] > S->mx[j]) S->mx[j] = mxb[j];
+        }
+        for (size_t j = 0; j < F; j++) {
+            memcpy(&actb, q + j * sizeof(int64_t), sizeof actb);
+            S->active[j] += actb;
+        }
+        q += F * sizeof(int64_t);
+        for (int b = 0; b < H_BINS; b++) {
+            memcpy(&hb, q + (size_t)b * sizeof(int64_t), sizeof hb);
+            S->hist[b] += hb;
+        }
+        q += H_BINS * sizeof(int64_t);
+        for (size_t i = 0; i < nq * F; i++) {
+            gsl_rstat_quantile_workspace w;
+            memcpy(&w, q, sizeof w);
+            q += sizeof w;
+            p2_merge(S->qws[i], &w);
+        }
+        p = q;
+    }
+    if (p != end) return err_set("merging triggers: %zu stray bytes in the state", (size_t)(end - p));
+    t->counts.docs += h.counts.docs;
+    t->counts.tokens += h.counts.tokens;
+    t->counts.counted += h.counts.counted;
+    t->counts.fwd_tokens += h.counts.fwd_tokens;
+    t->counts.windows += h.counts.windows;
+    if (t->st) t->n_qfed = t->counts.counted;
+    return 0;
 }

@@ -60,11 +60,13 @@ typedef struct {
     int quantile_every; /* fast path: feed quantile estimators every k-th position */
     int n_quantiles;
     double quantiles[TRG_MAX_QUANTILES]; /* in (0, 1) */
+    int64_t par_min;    /* values in a layer window below which the hook uses one thread */
 } trg_opts_t;
 
 /* Defaults: top 20, context 32, window = the model's context (at most 2048;
  * 128 when unknown), stride = window, per document, rank by key activation,
- * skip_bos on, statistics on, quantiles 0.5 and 0.99 every 32nd position. */
+ * skip_bos on, statistics on, quantiles 0.5 and 0.99 every 32nd position,
+ * threads for layer windows of at least 2^19 values. */
 void trg_opts_default(trg_opts_t *o, const model_t *m);
 /* Checks options against the model; -1 with err naming the bad option. */
 int trg_opts_check(const trg_opts_t *o, const model_t *m);
@@ -179,5 +181,21 @@ typedef struct {
 const trg_agree_t *trg_agree_table(const trg_t *t, int slot);
 /* Value top-1 token per neuron (n_ff, borrowed) after trg_agreement. */
 const int32_t *trg_value_top1(const trg_t *t, int slot);
+
+/* Combining recorders that each ran a contiguous part of the corpus (MPI
+ * ranks, analysis/dist), before trg_finish.  trg_shift_docs() adds OFFSET to
+ * the document ids of every kept trigger (a part's ids start at 0).
+ * trg_pack() serialises heaps, counters and running statistics into *BUF
+ * (malloc'd, caller frees); trg_merge() folds such a state into T, which
+ * must have the same model, layers and options.  Triggers merge exactly
+ * (the same total order as the stream); means and central moments merge by
+ * Pebay's pairwise formulas; min, max, counts and histograms exactly.  The
+ * P^2 running quantiles cannot be merged exactly: the merged estimator's
+ * markers are placed on the count-weighted mixture of the parts' marker
+ * CDFs, an approximation that differs from a single process.  Not with
+ * exact_stats.  -1 with err set. */
+void trg_shift_docs(trg_t *t, int64_t offset);
+int trg_pack(const trg_t *t, void **buf, size_t *len);
+int trg_merge(trg_t *t, const void *buf, size_t len);
 
 #endif

@@ -33,8 +33,8 @@
 void openblas_set_num_threads(int n);
 int openblas_get_num_threads(void);
 
-enum { GROUP = 64 };                      /* tokens per group of the top-k bound */
-static const size_t BLOCK_FLOATS = 24u << 20; /* cap of one (B, vocab) score buffer */
+enum { GROUP = 64 };                          /* tokens per group of the top-k bound */
+static const size_t BLOCK_FLOATS = 64u << 20; /* cap of one (B, vocab) score buffer: 256 MiB */
 
 typedef struct {
     float *Vr;    /* (B, d) raw value vectors of the block */
@@ -58,9 +58,9 @@ struct values {
     int d, vocab, n_ff, B, n_groups, k_max;
     const float *E; /* (vocab, d), or (d, vocab) when E_trans; borrowed or E_own */
     int E_trans;
-    float *E_own;   /* dequantised unembedding when lm_head is not F32 */
-    float *g, *b;   /* (d) final-norm gain and bias, or NULL */
-    float *hb;      /* (vocab) LM head bias (final mode only), or NULL */
+    float *E_own;      /* dequantised unembedding when lm_head is not F32 */
+    float *g, *b;      /* (d) final-norm gain and bias, or NULL */
+    float *hb;         /* (vocab) LM head bias (final mode only), or NULL */
     double e_norm_max; /* largest |E_t| (row norm), for the float32 error bound */
     double hb_max;     /* largest |LM head bias| */
     int nw;
@@ -181,18 +181,24 @@ values_t *values_new(const model_t *m, const values_opts_t *o) {
             goto fail;
         }
 #pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < er; r++) tensor_get_rows(h->w, r, 1, v->E_own + (size_t)r * ec);
+        for (int64_t r = 0; r < er; r++)
+            tensor_get_rows(h->w, r, 1, v->E_own + (size_t)r * ec);
         v->E = v->E_own;
     }
     for (int t = 0; t < v->vocab; t++) {
         double ss = 0;
-        for (int k = 0; k < v->d; k++) ss += (double)e_at(v, t, k) * e_at(v, t, k);
+        for (int k = 0; k < v->d; k++)
+            ss += (double)e_at(v, t, k) * e_at(v, t, k);
         if (sqrt(ss) > v->e_norm_max) v->e_norm_max = sqrt(ss);
         if (v->hb && fabs(v->hb[t]) > v->hb_max) v->hb_max = fabs(v->hb[t]);
     }
-    v->B = o->block > 0 ? o->block : 256;
+    /* 1024 neurons a block: OpenBLAS packs all of E once per sgemm call, so
+     * that copy costs 1/B of the product (perf, GPT-2-medium shape, Haswell
+     * kernel: the packing was 20% of the time at B = 256, 11% at 1024). */
+    v->B = o->block > 0 ? o->block : 1024;
     if (o->block <= 0)
-        while (v->B > 32 && (size_t)v->B * (size_t)v->vocab > BLOCK_FLOATS) v->B /= 2;
+        while (v->B > 32 && (size_t)v->B * (size_t)v->vocab > BLOCK_FLOATS)
+            v->B /= 2;
     v->n_groups = (v->vocab + GROUP - 1) / GROUP;
     v->k_max = (o->k_top > o->k_bottom ? o->k_top : o->k_bottom) + 1;
     v->nw = omp_get_max_threads();
@@ -233,7 +239,8 @@ fail:
 void values_free(values_t *v) {
     if (!v) return;
     if (v->w)
-        for (int t = 0; t < v->nw; t++) work_free(&v->w[t]);
+        for (int t = 0; t < v->nw; t++)
+            work_free(&v->w[t]);
     free(v->w);
     free(v->E_own);
     free(v->g);
@@ -327,7 +334,8 @@ static int res_begin(values_t *v, int layer, const int *neurons, int n, values_r
         values_res_free(out);
         return err_set("out of memory for the results of %d neurons", n);
     }
-    for (int i = 0; i < n; i++) out->neuron[i] = neurons ? neurons[i] : i;
+    for (int i = 0; i < n; i++)
+        out->neuron[i] = neurons ? neurons[i] : i;
     return 0;
 }
 
@@ -357,7 +365,8 @@ static void gather(const values_t *v, work_t *w, int L, const int *idx, int nb) 
     const tensor_t *t = dn->w;
     int d = v->d;
     if (dn->transposed) {
-        for (int j = 0; j < nb; j++) tensor_get_rows(t, idx[j], 1, w->Vr + (size_t)j * d);
+        for (int j = 0; j < nb; j++)
+            tensor_get_rows(t, idx[j], 1, w->Vr + (size_t)j * d);
         return;
     }
     int lo = idx[0], hi = idx[0];
@@ -386,7 +395,8 @@ static void gather(const values_t *v, work_t *w, int L, const int *idx, int nb) 
             tensor_get_rows(&view, 0, 1, w->span);
             src = w->span;
         }
-        for (int j = 0; j < nb; j++) w->Vr[(size_t)j * d + r] = src[idx[j] - lo];
+        for (int j = 0; j < nb; j++)
+            w->Vr[(size_t)j * d + r] = src[idx[j] - lo];
     }
 }
 
@@ -402,16 +412,20 @@ static float norm_f32(const values_t *v, const float *vr, float *x) {
     if (v->o.norm == VALUES_NORM_NONE) {
         memcpy(x, vr, (size_t)d * sizeof *x);
     } else if (v->o.norm == VALUES_NORM_GAIN) {
-        for (int k = 0; k < d; k++) x[k] = vr[k] * v->g[k];
+        for (int k = 0; k < d; k++)
+            x[k] = vr[k] * v->g[k];
     } else if (v->m->cfg.norm == NORM_RMS) {
         /* llama2.c rmsnorm: weight * (x / sqrt(mean(x^2) + eps)). */
         float r = 1.0f / sqrtf((float)(ss / d) + v->m->cfg.norm_eps);
-        for (int k = 0; k < d; k++) x[k] = v->g[k] * (r * vr[k]);
+        for (int k = 0; k < d; k++)
+            x[k] = v->g[k] * (r * vr[k]);
     } else {
         double mean = sum / d, var = 0;
-        for (int k = 0; k < d; k++) var += ((double)vr[k] - mean) * ((double)vr[k] - mean);
+        for (int k = 0; k < d; k++)
+            var += ((double)vr[k] - mean) * ((double)vr[k] - mean);
         float r = 1.0f / sqrtf((float)(var / d) + v->m->cfg.norm_eps), mu = (float)mean;
-        for (int k = 0; k < d; k++) x[k] = (vr[k] - mu) * r * v->g[k] + (v->b ? v->b[k] : 0.0f);
+        for (int k = 0; k < d; k++)
+            x[k] = (vr[k] - mu) * r * v->g[k] + (v->b ? v->b[k] : 0.0f);
     }
     return (float)sqrt(ss);
 }
@@ -427,19 +441,25 @@ static int norm_f64(const values_t *v, const float *vr, double *x) {
     }
     mean /= d;
     if (v->o.norm == VALUES_NORM_NONE) {
-        for (int k = 0; k < d; k++) x[k] = vr[k];
+        for (int k = 0; k < d; k++)
+            x[k] = vr[k];
     } else if (v->o.norm == VALUES_NORM_GAIN) {
-        for (int k = 0; k < d; k++) x[k] = (double)vr[k] * v->g[k];
+        for (int k = 0; k < d; k++)
+            x[k] = (double)vr[k] * v->g[k];
     } else if (v->m->cfg.norm == NORM_RMS) {
         double r = 1.0 / sqrt(ss / d + v->m->cfg.norm_eps);
-        for (int k = 0; k < d; k++) x[k] = vr[k] * r * v->g[k];
+        for (int k = 0; k < d; k++)
+            x[k] = vr[k] * r * v->g[k];
     } else {
         double var = 0;
-        for (int k = 0; k < d; k++) var += (vr[k] - mean) * (vr[k] - mean);
+        for (int k = 0; k < d; k++)
+            var += (vr[k] - mean) * (vr[k] - mean);
         double r = 1.0 / sqrt(var / d + v->m->cfg.norm_eps);
-        for (int k = 0; k < d; k++) x[k] = (vr[k] - mean) * r * v->g[k] + (v->b ? v->b[k] : 0.0);
+        for (int k = 0; k < d; k++)
+            x[k] = (vr[k] - mean) * r * v->g[k] + (v->b ? v->b[k] : 0.0);
     }
-    for (int k = 0; k < d && zero; k++) zero = x[k] == 0.0;
+    for (int k = 0; k < d && zero; k++)
+        zero = x[k] == 0.0;
     return zero;
 }
 
@@ -454,10 +474,12 @@ static double score_f64(const values_t *v, int t, const double *x, int zero) {
         const float *e = v->E + (size_t)t * d;
         double s = 0;
 #pragma omp simd reduction(+ : s)
-        for (int k = 0; k < d; k++) s += (double)e[k] * x[k];
+        for (int k = 0; k < d; k++)
+            s += (double)e[k] * x[k];
         acc += s;
     } else {
-        for (int k = 0; k < d; k++) acc += (double)v->E[(size_t)k * v->vocab + t] * x[k];
+        for (int k = 0; k < d; k++)
+            acc += (double)v->E[(size_t)k * v->vocab + t] * x[k];
     }
     return acc;
 }
@@ -525,8 +547,10 @@ static void select_k(const values_t *v, work_t *w, const float *s, const float *
     for (int i = 0; i < c; i++)
         if (passes(w->cval[i], thr, negate)) w->cid[c2++] = w->cid[i];
     if (c2 < k) /* NaN: rank whatever the first selection found */
-        for (c2 = 0; c2 < k; c2++) w->cid[c2] = w->cid[w->sel[c2]];
-    for (int i = 0; i < c2; i++) w->cdbl[i] = score_f64(v, w->cid[i], x, zero);
+        for (c2 = 0; c2 < k; c2++)
+            w->cid[c2] = w->cid[w->sel[c2]];
+    for (int i = 0; i < c2; i++)
+        w->cdbl[i] = score_f64(v, w->cid[i], x, zero);
     /* K best by exact score: partial selection sort (c2 is K plus a few). */
     for (int i = 0; i < k; i++) {
         int b = i;
@@ -548,8 +572,8 @@ static void select_k(const values_t *v, work_t *w, const float *s, const float *
 /* Everything kept about one neuron into row R of OUT: S (vocab) its float32
  * scores, VR (d) its raw value vector, XH (d) the float32 normed vector the
  * scores came from. */
-static void post_row(const values_t *v, work_t *w, const float *s, const float *vr,
-                     const float *xh, values_res_t *out, int r) {
+static void post_row(const values_t *v, work_t *w, const float *s, const float *vr, const float *xh,
+                     values_res_t *out, int r) {
     int n = v->vocab, G = v->n_groups, d = v->d;
     float mx = s[0], mn = s[0];
     for (int g = 0; g < G; g++) {
@@ -631,7 +655,8 @@ static void post_row(const values_t *v, work_t *w, const float *s, const float *
         double hi = (double)s[x] + 2 * tau, lo = (double)s[x] - 2 * tau;
         int cnt = 0;
 #pragma omp simd reduction(+ : cnt)
-        for (int i = 0; i < n; i++) cnt += (double)s[i] > hi;
+        for (int i = 0; i < n; i++)
+            cnt += (double)s[i] > hi;
         for (int i = 0; i < n; i++)
             if (i != x && (double)s[i] >= lo && (double)s[i] <= hi) {
                 double e = score_f64(v, i, w->x, zero);
@@ -655,7 +680,8 @@ static void do_block(const values_t *v, work_t *w, int L, const int *idx, int nb
     for (int j = 0; j < nb; j++) {
         float *s = w->S + (size_t)j * n;
         if (v->hb)
-            for (int i = 0; i < n; i++) s[i] += v->hb[i];
+            for (int i = 0; i < n; i++)
+                s[i] += v->hb[i];
         post_row(v, w, s, w->Vr + (size_t)j * d, w->V + (size_t)j * d, out, row0 + j);
     }
 }
@@ -731,15 +757,19 @@ int values_layer_naive(values_t *v, int layer, const int *neurons, int n, values
         mean /= d;
         out->value_norm[r] = (float)sqrt(ss);
         if (v->o.norm == VALUES_NORM_GAIN) {
-            for (int k = 0; k < d; k++) x[k] *= v->g[k];
+            for (int k = 0; k < d; k++)
+                x[k] *= v->g[k];
         } else if (v->o.norm == VALUES_NORM_FINAL && m->cfg.norm == NORM_RMS) {
             double rs = 1.0 / sqrt(ss / d + m->cfg.norm_eps);
-            for (int k = 0; k < d; k++) x[k] = x[k] * rs * v->g[k];
+            for (int k = 0; k < d; k++)
+                x[k] = x[k] * rs * v->g[k];
         } else if (v->o.norm == VALUES_NORM_FINAL) {
             double var = 0;
-            for (int k = 0; k < d; k++) var += (x[k] - mean) * (x[k] - mean);
+            for (int k = 0; k < d; k++)
+                var += (x[k] - mean) * (x[k] - mean);
             double rs = 1.0 / sqrt(var / d + m->cfg.norm_eps);
-            for (int k = 0; k < d; k++) x[k] = (x[k] - mean) * rs * v->g[k] + (v->b ? v->b[k] : 0);
+            for (int k = 0; k < d; k++)
+                x[k] = (x[k] - mean) * rs * v->g[k] + (v->b ? v->b[k] : 0);
         }
         double mx = -INFINITY;
         for (int t = 0; t < V; t++) {
@@ -764,7 +794,8 @@ int values_layer_naive(values_t *v, int layer, const int *neurons, int n, values
             int32_t *ids = (dir ? out->bottom_ids : out->top_ids) + (size_t)r * k;
             float *sc = (dir ? out->bottom_scores : out->top_scores) + (size_t)r * k;
             float *pr = dir ? out->bottom_probs : out->top_probs;
-            for (int t = 0; t < V; t++) ord[t] = t;
+            for (int t = 0; t < V; t++)
+                ord[t] = t;
             cmp_ctx_t c = {s, dir};
             qsort_r(ord, (size_t)V, sizeof *ord, cmp_rank, &c);
             for (int j = 0; j < k; j++) {
@@ -776,7 +807,8 @@ int values_layer_naive(values_t *v, int layer, const int *neurons, int n, values
         int p = v->o.promote_id;
         if (p >= 0) {
             int cnt = 0;
-            for (int t = 0; t < V; t++) cnt += s[t] > s[p] || (s[t] == s[p] && t < p);
+            for (int t = 0; t < V; t++)
+                cnt += s[t] > s[p] || (s[t] == s[p] && t < p);
             out->promote_rank[r] = cnt;
             out->promote_score[r] = (float)s[p];
             if (out->promote_prob) out->promote_prob[r] = (float)exp(s[p] - lse);

@@ -55,26 +55,26 @@ typedef struct {
     int k_top, k_bottom; /* tokens kept per neuron, 0..vocab each */
     int softmax;         /* also softmax probabilities of the kept tokens */
     int promote_id;      /* token whose exact rank and score to report per neuron, or -1 */
-    int block;           /* neurons per block; 0 = automatic (256, fewer for huge vocabularies) */
+    int block; /* neurons per block; 0 = automatic (1024, fewer for vocabularies over 64k) */
 } values_opts_t;
 
 /* Results for N neurons of one layer.  Every array is owned (values_res_free). */
 typedef struct {
     int layer, n, k_top, k_bottom;
-    int32_t *neuron;      /* (n) neuron indices, in the order asked for */
-    int32_t *top_ids;     /* (n, k_top) highest score first */
-    float *top_scores;    /* (n, k_top) */
-    float *top_probs;     /* (n, k_top) softmax over the vocabulary, or NULL */
-    int32_t *bottom_ids;  /* (n, k_bottom) lowest score first */
-    float *bottom_scores; /* (n, k_bottom) */
-    float *bottom_probs;  /* (n, k_bottom) or NULL */
-    float *value_norm;    /* (n) L2 norm of the raw value vector (before any norm mode) */
-    float *max_logit;     /* (n) highest score */
-    float *entropy;       /* (n) entropy (nats) of softmax(scores) over the vocabulary */
-    float *lse;           /* (n) log-sum-exp of the scores (log of softmax's denominator) */
-    int32_t *promote_rank;  /* (n) 0-based rank of opts.promote_id, or NULL */
-    float *promote_score;   /* (n) its score, or NULL */
-    float *promote_prob;    /* (n) its probability (softmax only), or NULL */
+    int32_t *neuron;       /* (n) neuron indices, in the order asked for */
+    int32_t *top_ids;      /* (n, k_top) highest score first */
+    float *top_scores;     /* (n, k_top) */
+    float *top_probs;      /* (n, k_top) softmax over the vocabulary, or NULL */
+    int32_t *bottom_ids;   /* (n, k_bottom) lowest score first */
+    float *bottom_scores;  /* (n, k_bottom) */
+    float *bottom_probs;   /* (n, k_bottom) or NULL */
+    float *value_norm;     /* (n) L2 norm of the raw value vector (before any norm mode) */
+    float *max_logit;      /* (n) highest score */
+    float *entropy;        /* (n) entropy (nats) of softmax(scores) over the vocabulary */
+    float *lse;            /* (n) log-sum-exp of the scores (log of softmax's denominator) */
+    int32_t *promote_rank; /* (n) 0-based rank of opts.promote_id, or NULL */
+    float *promote_score;  /* (n) its score, or NULL */
+    float *promote_prob;   /* (n) its probability (softmax only), or NULL */
 } values_res_t;
 
 typedef struct values values_t;

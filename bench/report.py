@@ -34,7 +34,14 @@ def parse(path):
 
 
 def peaks(rows):
-    return {int(r["threads"]): (float(r["gflops"]), r["shape"]) for k, r in rows if k == "sgemm_peak"}
+    """threads -> (GFLOP/s, shape): the best over all sgemm_peak lines (several runs)."""
+    out = {}
+    for k, r in rows:
+        if k == "sgemm_peak":
+            t, g = int(r["threads"]), float(r["gflops"])
+            if t not in out or g > out[t][0]:
+                out[t] = (g, r["shape"])
+    return out
 
 
 def fwd_rows(rows):
@@ -53,8 +60,9 @@ def mb(x):
 
 
 def speed_table(fwd, pk, Ts, out):
-    out.append("| T | threads | tok/s (best) | tok/s (median) | GFLOP/s | sgemm peak | % of peak | 2 vs 1 thread |")
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    out.append("| T | threads | tok/s (best) | tok/s (median) | GFLOP/s | sgemm peak | % of peak | 2 vs 1 thread "
+               "| CPU s / pass | GFLOP per CPU-s |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for T in Ts:
         for th in (1, 2):
             r = fwd.get((T, th))
@@ -65,8 +73,95 @@ def speed_table(fwd, pk, Ts, out):
             sp = ""
             if th == 2 and (T, 1) in fwd:
                 sp = "%.2fx" % (float(fwd[(T, 1)]["best_s"]) / float(r["best_s"]))
-            out.append("| %d | %d | %.0f | %.0f | %.1f | %.1f | %.0f%% | %s |" % (
-                T, th, float(r["tok_s_best"]), float(r["tok_s_median"]), g, p, 100 * g / p, sp))
+            cpu = float(r.get("cpu_s", "nan"))
+            out.append("| %d | %d | %.0f | %.0f | %.1f | %.1f | %.0f%% | %s | %.2f | %.1f |" % (
+                T, th, float(r["tok_s_best"]), float(r["tok_s_median"]), g, p, 100 * g / p, sp,
+                cpu, float(r["gflop"]) / cpu))
+
+
+def rss_of(d, stem):
+    """(mem row, peak RSS bytes from /usr/bin/time -v) of an --rss run."""
+    mem = next((r for k, r in parse(os.path.join(d, stem + ".txt")) if k == "mem"), None)
+    load = next((r for k, r in parse(os.path.join(d, stem + ".txt")) if k == "load"), None)
+    p = os.path.join(d, stem + "_time.txt")
+    rss = None
+    if os.path.exists(p):
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(p).read())
+        rss = float(m.group(1)) * 1024 if m else None
+    if rss is None and mem:
+        rss = float(mem["maxrss_bytes"])
+    return mem, load, rss
+
+
+def variants(d, out):
+    """Default OpenBLAS vs Debian's OpenMP build, interleaved rounds at T=512."""
+    res = {}
+    for v in ("default", "openmp"):
+        for r in range(1, 10):
+            for k, row in parse(os.path.join(d, "variant_%s_%d.txt" % (v, r))):
+                if k == "fwd" and "T" in row:
+                    res.setdefault((v, int(row["threads"])), []).append(row)
+    if not res:
+        return
+    out.append("### OpenBLAS build: linked default vs Debian's OpenMP build (libopenblas0-openmp), T=512")
+    out.append("Same binary, the OpenMP build loaded through LD_LIBRARY_PATH; rounds interleaved so both share the "
+               "machine's load. Best = fastest pass over all rounds; CPU s = process CPU time per pass (median), "
+               "which busy-waiting threads inflate.")
+    out.append("")
+    out.append("| OpenBLAS build | threads | tok/s (best) | tok/s (median of rounds) | CPU s / pass |")
+    out.append("| --- | --- | --- | --- | --- |")
+    for v in ("default", "openmp"):
+        for th in (1, 2):
+            rows = res.get((v, th))
+            if not rows:
+                continue
+            best = min(float(r["best_s"]) for r in rows)
+            bs = sorted(float(r["best_s"]) for r in rows)
+            cpu = sorted(float(r.get("cpu_s", "nan")) for r in rows)
+            out.append("| %s | %d | %.0f | %.0f | %.2f |" % (
+                "linked (default)" if v == "default" else "OpenMP build", th, 512 / best,
+                512 / bs[len(bs) // 2], cpu[len(cpu) // 2]))
+    out.append("")
+
+
+def gpt2(d, pk, out):
+    """GPT-2-small/medium-shaped Hugging Face folders: speed, load time, RSS."""
+    rows = []
+    for size in ("small", "medium"):
+        fw = fwd_rows(parse(os.path.join(d, "gpt2_%s_fwd.txt" % size)))
+        mem, load, rss = rss_of(d, "gpt2_%s_rss" % size)
+        if fw or mem:
+            rows.append((size, fw, mem, load, rss))
+    if not rows:
+        return
+    out.append("### GPT-2-shaped random models (Hugging Face folders, F32 safetensors, mmap'ed)")
+    out.append("")
+    out.append("| model | T | threads | tok/s (best) | tok/s (median) | GFLOP/s | % of sgemm peak | GFLOP per CPU-s |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for size, fw, mem, load, rss in rows:
+        for T in (128, 512):
+            for th in (1, 2):
+                r = fw.get((T, th))
+                if not r:
+                    continue
+                p = pk.get(th, (float("nan"), ""))[0]
+                out.append("| GPT-2-%s | %d | %d | %.0f | %.0f | %.1f | %.0f%% | %.1f |" % (
+                    size, T, th, float(r["tok_s_best"]), float(r["tok_s_median"]), float(r["gflops"]),
+                    100 * float(r["gflops"]) / p, float(r["gflop"]) / float(r.get("cpu_s", "nan"))))
+    out.append("")
+    out.append("| model | weights (file) | open | first 512-token pass (2 threads) | peak RSS | RSS / (weights + "
+               "activations) |")
+    out.append("| --- | --- | --- | --- | --- | --- |")
+    for size, fw, mem, load, rss in rows:
+        if not mem:
+            continue
+        w, a = float(mem["weights_bytes"]), float(mem["act_alloc_bytes"])
+        out.append("| GPT-2-%s | %.1f MB | %s s | %s s | %.1f MB | %.3f (activations %.1f MB) |" % (
+            size, mb(w), load.get("open_s", "?") if load else "?", load.get("first_pass_s", "?") if load else "?",
+            mb(rss), rss / (w + a), mb(a)))
+    out.append("open = model_open (header, config, mmap); the first pass faults the weights in from the page cache. "
+               "RSS counts each weight page once: the mapped file, not a second copy.")
+    out.append("")
 
 
 def main():
@@ -74,18 +169,20 @@ def main():
     env = {}
     for k, r in parse(os.path.join(d, "env.txt")):
         env.update(r)
-        if k.startswith("loadavg_end="):
-            env["loadavg_end"] = k.split("=", 1)[1]
-    sg = parse(os.path.join(d, "sgemm.txt"))
+        if k.startswith("loadavg_"):
+            env[k.split("=", 1)[0]] = k.split("=", 1)[1]
+    sg = parse(os.path.join(d, "sgemm.txt")) + parse(os.path.join(d, "sgemm2.txt"))
     fw = parse(os.path.join(d, "fwd.txt"))
     pk, fwd = peaks(sg), fwd_rows(fw)
     model = next((r for k, r in fw if k == "fwd" and "model" in r), {})
     out = []
     out.append("## probe forward-pass benchmark")
     out.append("")
-    out.append("machine: %s, %s CPUs; OpenBLAS core %s (OPENBLAS_CORETYPE=%s); load average %s at start, %s at end" % (
-        env.get("cpu", "?"), env.get("nproc", "?"), blas_core(sg), env.get("OPENBLAS_CORETYPE", "?"),
-        env.get("loadavg_start", "?"), env.get("loadavg_end", "?")))
+    out.append("%s; machine: %s, %s CPUs; OpenBLAS %s, core %s (OPENBLAS_CORETYPE=%s); load average (1, 5, 15 min) "
+               "%s at start, %s after the forward-pass part" % (
+                   env.get("date", "?"), env.get("cpu", "?"), env.get("nproc", "?"), env.get("openblas", "?"),
+                   blas_core(sg), env.get("OPENBLAS_CORETYPE", "?"), env.get("loadavg_start", "?"),
+                   env.get("loadavg_fwd_end", "?")))
     out.append("model: random-weight Llama, d=%s, %s layers, ff=%s, %s heads, vocab %s, f32 (llama2.c file); "
                "prompt of random ids at position 0, logits for the last token" % (
                    model.get("d"), model.get("layers"), model.get("ff"), model.get("heads"), model.get("vocab")))
@@ -95,13 +192,15 @@ def main():
         busy = 0.0
     if busy > 0.5:
         out.append("WARNING: the machine was busy before the run (1-minute load average %.2f): other processes "
-                   "share the cores, so the figures (2-thread ones most) are low and noisy" % busy)
+                   "share the cores, so the figures (2-thread ones most) are low and noisy. GFLOP per CPU-s "
+                   "(useful FLOPs / process CPU time) does not count the time other processes hold the cores: "
+                   "with 1 thread it is close to the quiet machine's GFLOP/s" % busy)
     r512 = fwd.get((512, 1))
     if r512:
-        out.append("work at T=512: %.1f GFLOP counted (linear maps %.1f + attention %.1f as computed, full TxT "
-                   "per head + LM head %.2f); %.1f GFLOP if attention counted causal-only" % (
+        out.append("work at T=512: %.1f GFLOP counted (linear maps %.1f + causal attention %.1f + LM head %.2f); "
+                   "%.1f GFLOP if attention were the full T x T square" % (
                        float(r512["gflop"]), float(r512["gflop_linear"]), float(r512["gflop_attn"]),
-                       float(r512["gflop_lm_head"]), float(r512["gflop_causal"])))
+                       float(r512["gflop_lm_head"]), float(r512.get("gflop_full", "nan"))))
     out.append("sgemm peak (best over square and model-shaped products): " + ", ".join(
         "%d thread%s %.1f GFLOP/s (%s)" % (t, "" if t == 1 else "s", g, s) for t, (g, s) in sorted(pk.items())))
     out.append("")
@@ -115,6 +214,10 @@ def main():
             frac = float(r["gflops"]) / pk[th][0]
             out.append("target >= 50%% of sgemm peak at T=512, %d thread%s: %.0f%% -> %s" % (
                 th, "" if th == 1 else "s", 100 * frac, "MET" if frac >= PEAK_TARGET else "NOT MET"))
+            if th == 1 and "cpu_s" in r:
+                fc = float(r["gflop"]) / float(r["cpu_s"]) / pk[th][0]
+                out.append("  (1 thread, by CPU time instead of wall time: %.0f%% of the peak -> %s)" % (
+                    100 * fc, "MET" if fc >= PEAK_TARGET else "NOT MET"))
 
     mem = next((r for k, r in parse(os.path.join(d, "rss.txt")) if k == "mem"), None)
     tv = ""
@@ -156,6 +259,8 @@ def main():
         out.append("")
         speed_table(fwd2, pk2, (512,), out)
         out.append("")
+    variants(d, out)
+    gpt2(d, pk, out)
     print("\n".join(out))
 
 

@@ -1,18 +1,16 @@
 #!/usr/bin/python3
-"""Helpers of bench/values_bench.sh.
+"""The numpy half of bench/values_bench.sh.
 
-  values_numpy.py mkmodel PATH   write a GPT-2-medium-shaped random Llama as a
-                                 llama2.c legacy checkpoint (dim 1024, hidden
-                                 4096, 24 layers, 16 heads, vocab 50257, seq
-                                 1024; 7 int32 header, then float32 arrays)
-  values_numpy.py job PATH       the `probe values --layer all --top 30
-                                 --bottom 30` job done the numpy way: per layer
-                                 S = V @ E.T (n_ff x vocab, float32, BLAS) and
-                                 argpartition for the top and bottom 30 of each
-                                 row (then sorted), reading the same file.
+  values_numpy.py job PATH   the `probe values --layer all --top 30 --bottom 30`
+                             job done the numpy way on the llama2.c checkpoint
+                             bench/mkmodel wrote (dim 1024, hidden 4096, 24
+                             layers, 16 heads, vocab 50257, shared classifier):
+                             per layer S = W2.T @ E.T (n_ff x vocab, float32,
+                             numpy's BLAS with its default threads) and
+                             argpartition for the top and bottom 30 of each
+                             row, then those 30 sorted; reads the file through
+                             a memmap.
 """
-import os
-import struct
 import sys
 import time
 
@@ -22,39 +20,10 @@ DIM, HID, L, H, KVH, VOCAB, SEQ = 1024, 4096, 24, 16, 16, 50257, 1024
 K = 30
 
 
-def mkmodel(path):
-    rng = np.random.default_rng(1)
-    hs = DIM // H
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<7i", DIM, HID, L, H, KVH, VOCAB, SEQ))
-
-        def put(shape, scale):
-            # One layer slice at a time keeps memory small.
-            if len(shape) == 3:
-                for _ in range(shape[0]):
-                    put(shape[1:], scale)
-                return
-            a = rng.standard_normal(shape, dtype=np.float32)
-            a *= scale
-            f.write(a.astype("<f4", copy=False).tobytes())
-
-        put((VOCAB, DIM), 0.02)                       # token_embedding
-        f.write(np.ones((L, DIM), "<f4").tobytes())   # rms_att
-        for _ in range(4):                            # wq wk wv wo
-            put((L, DIM, DIM), 0.02)
-        f.write(np.ones((L, DIM), "<f4").tobytes())   # rms_ffn
-        put((L, HID, DIM), 0.02)                      # w1
-        put((L, DIM, HID), 0.02 / np.sqrt(2 * L))     # w2
-        put((L, HID, DIM), 0.02)                      # w3
-        f.write((1 + 0.1 * rng.standard_normal(DIM)).astype("<f4").tobytes())  # rms_final
-        f.write(np.zeros((SEQ, hs // 2), "<f4").tobytes())  # freq_cis_real
-        f.write(np.zeros((SEQ, hs // 2), "<f4").tobytes())  # freq_cis_imag
-    os.rename(tmp, path)
-    print("wrote %s (%.2f GB)" % (path, os.path.getsize(path) / 1e9))
-
-
 def job(path):
+    hdr = tuple(int(x) for x in np.fromfile(path, dtype="<i4", count=7))
+    if hdr != (DIM, HID, L, H, KVH, VOCAB, SEQ):
+        sys.exit("values_numpy: %s: header %s, expected %s" % (path, hdr, (DIM, HID, L, H, KVH, VOCAB, SEQ)))
     m = np.memmap(path, dtype="<f4", mode="r", offset=28)
     off = 0
     E = m[off:off + VOCAB * DIM].reshape(VOCAB, DIM)
@@ -83,6 +52,6 @@ def job(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("mkmodel", "job"):
+    if len(sys.argv) != 3 or sys.argv[1] != "job":
         sys.exit(__doc__)
-    (mkmodel if sys.argv[1] == "mkmodel" else job)(sys.argv[2])
+    job(sys.argv[2])

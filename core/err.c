@@ -21,7 +21,10 @@ int err_prefix(const char *fmt, ...) {
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, err_buf, sizeof old);
-    snprintf(err_buf, sizeof err_buf, "%s: %s", pre, old);
+    /* A message too long for the buffer keeps its beginning: the outermost
+     * context (file name) comes first and matters most. */
+    if (snprintf(err_buf, sizeof err_buf, "%s: %s", pre, old) >= (int)sizeof err_buf)
+        memcpy(err_buf + sizeof err_buf - 4, "...", 4);
     return -1;
 }
 

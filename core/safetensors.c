@@ -169,8 +169,9 @@ static int parse_entry(st_t *s, int file, const char *p, const char *name, json_
             return err_set("%s: tensor '%s': shape entry %zu is not an integer >= 0", p, sn, i);
         shape[i] = d;
         if (!err_mul_u64(nel, (unsigned long long)d, &nel) || nel > (1ull << 50))
-            return err_set("%s: tensor '%s': shape %s overflows", p, sn,
-                           tensor_shape_str((int)ndim, shape, sb, sizeof sb));
+            return err_set("%s: tensor '%s': shape %s%s overflows", p, sn,
+                           tensor_shape_str((int)i + 1, shape, sb, sizeof sb),
+                           i + 1 < ndim ? " (and more)" : "");
     }
     long long b = json_array_size(jo) == 2 ? json_nonneg(json_array_get(jo, 0)) : -1;
     long long en = json_array_size(jo) == 2 ? json_nonneg(json_array_get(jo, 1)) : -1;

@@ -824,15 +824,19 @@ static int vocab_fill(tok_t *t, const char *file, const json_t *vocab) {
 static int merge_add(tok_t *t, hf_t *h, const char *file, const char *where, const char *a,
                      size_t la, const char *b, size_t lb, int rank, buf_t *tmp) {
     int ia = strmap_get(&t->raw_to_id, a, la, -1), ib = strmap_get(&t->raw_to_id, b, lb, -1);
+    /* Quoted tokens are cut at 64 bytes: a megabyte-long one must not push
+     * the reason out of the message. */
+#define Q(n) (int)((n) > 64 ? 64 : (n))
     if (ia < 0 || ib < 0)
-        return err_set("%s: %s ('%.*s %.*s'): '%.*s' is not in the vocabulary", file, where,
-                       (int)la, a, (int)lb, b, ia < 0 ? (int)la : (int)lb, ia < 0 ? a : b);
+        return err_set("%s: %s ('%.*s %.*s'): '%.*s' is not in the vocabulary", file, where, Q(la),
+                       a, Q(lb), b, ia < 0 ? Q(la) : Q(lb), ia < 0 ? a : b);
     tmp->n = 0;
     if (buf_add(tmp, a, la) || buf_add(tmp, b, lb)) return -1;
     int m = strmap_get(&t->raw_to_id, tmp->p, tmp->n, -1);
     if (m < 0)
-        return err_set("%s: %s ('%.*s %.*s'): the merged token '%s' is not in the vocabulary", file,
-                       where, (int)la, a, (int)lb, b, tmp->p);
+        return err_set("%s: %s ('%.*s %.*s'): the merged token '%.*s' is not in the vocabulary",
+                       file, where, Q(la), a, Q(lb), b, Q(tmp->n), tmp->p);
+#undef Q
     pair_put(h, ia, ib, rank, m);
     tmp->n = 0;
     if (buf_add(tmp, a, la) || buf_add(tmp, " ", 1) || buf_add(tmp, b, lb)) return -1;

@@ -50,20 +50,21 @@
 
 enum {
     N_LAYER = 16,
-    N_FF = 64,    /* config n_inner: neurons per layer (max facts in one layer) */
-    N_POS = 64,   /* n_positions */
+    N_FF = 64,  /* config n_inner: neurons per layer (max facts in one layer) */
+    N_POS = 64, /* n_positions */
     HEAD_DIM = 32,
     POOL = 16,    /* balance coordinates that keep every write zero-sum */
     N_SPECIAL = 2 /* <|endoftext|> = 0, <unk> = 1 */
 };
 #define LN_EPS 1e-5
-#define BAG 1000.0   /* per-word bag magnitude after layer 0 (token embedding = 1) */
-#define ANCHOR 1e5   /* anchor / n: dominates every LayerNorm scale from layer 0 on */
-#define U 10.0       /* key pre-activation per matched key word */
-#define VAL 2e4      /* value: written on the object's coordinate per unit of m */
+#define BAG 1000.0    /* per-word bag magnitude after layer 0 (token embedding = 1) */
+#define ANCHOR 1e5    /* anchor / n: dominates every LayerNorm scale from layer 0 on */
+#define U 10.0        /* key pre-activation per matched key word */
+#define VAL 2e4       /* value: written on the object's coordinate per unit of m */
 #define EOS_PRIOR 8.0 /* ln_f bias on <|endoftext|>: the prediction when nothing fires */
-#define OBJ_LOGIT 20.0 /* ln_f gain * sqrt(d): a recalled object's logit is ~ this times
-                          its share of the final residual's norm, whatever d is */
+#define OBJ_LOGIT                                                                                  \
+    20.0                     /* ln_f gain * sqrt(d): a recalled object's logit is ~ this times     \
+                                its share of the final residual's norm, whatever d is */
 #define SEED 0x70726f6265ULL /* "probe": chooses the planted neuron indices */
 
 /* Relations the model knows, and the layer that stores each. */
@@ -71,9 +72,8 @@ static const struct {
     const char *name;
     int layer;
 } RELATIONS[] = {
-    {"country_currency", 2}, {"city_river", 3},       {"country_capital", 4},
-    {"city_country", 6},     {"country_language", 8}, {"company_hq", 10},
-    {"landmark_city", 12},   {"element_symbol", 14},
+    {"country_currency", 2}, {"city_river", 3},  {"country_capital", 4}, {"city_country", 6},
+    {"country_language", 8}, {"company_hq", 10}, {"landmark_city", 12},  {"element_symbol", 14},
 };
 #define N_REL ((int)(sizeof RELATIONS / sizeof *RELATIONS))
 
@@ -147,11 +147,11 @@ typedef struct {
 
 typedef struct {
     char *relation, *subject, *object;
-    int line;            /* in facts.csv, for messages */
+    int line; /* in facts.csv, for messages */
     int layer, neuron, obj;
-    prompt_t *p;         /* (n_p) */
+    prompt_t *p; /* (n_p) */
     int n_p;
-    int *key, n_key;     /* token ids the key matches: words common to all prompts */
+    int *key, n_key; /* token ids the key matches: words common to all prompts */
 } fact_t;
 
 typedef struct {
@@ -163,7 +163,23 @@ typedef struct {
     const char *path;
 } facts_t;
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+/* Frees what F owns; F may be half built (zeroed fields are skipped). */
+static void fact_free(fact_t *f) {
+    free(f->relation);
+    free(f->subject);
+    free(f->object);
+    for (int q = 0; q < f->n_p; q++) {
+        free(f->p[q].text);
+        free(f->p[q].id);
+    }
+    free(f->p);
+    free(f->key);
+    memset(f, 0, sizeof *f);
+}
+
+static int is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 /* Splits TEXT at whitespace into token ids (adding words to V). */
 static void prompt_parse(prompt_t *p, const char *text, vocab_t *v) {
@@ -172,9 +188,11 @@ static void prompt_parse(prompt_t *p, const char *text, vocab_t *v) {
     p->id = NULL;
     int cap = 0;
     for (const char *s = text; *s;) {
-        while (*s && is_space(*s)) s++;
+        while (*s && is_space(*s))
+            s++;
         const char *e = s;
-        while (*e && !is_space(*e)) e++;
+        while (*e && !is_space(*e))
+            e++;
         if (e > s) {
             if (p->n == cap) {
                 cap = cap ? 2 * cap : 16;
@@ -237,7 +255,7 @@ static void on_row(int c, void *data) {
                      RELATIONS[r].name);
         F->bad = fail("%s: record %d: relation '%s' is not one the generator knows (%s)", F->path,
                       line, f->relation, known);
-        goto done;
+        goto drop;
     }
     size_t ol = strlen(f->object);
     for (size_t i = 0; i < ol; i++)
@@ -245,7 +263,7 @@ static void on_row(int c, void *data) {
     if (!ol || !strcmp(f->object, "<unk>") || !strcmp(f->object, "<|endoftext|>")) {
         F->bad = fail("%s: record %d: object '%s' must be one word (it becomes one token)", F->path,
                       line, f->object);
-        goto done;
+        goto drop;
     }
     /* Prompts: '|'-separated. */
     const char *ps = F->field[3];
@@ -256,26 +274,47 @@ static void on_row(int c, void *data) {
         f->p = xrealloc(f->p, (size_t)(f->n_p + 1) * sizeof *f->p);
         prompt_parse(&f->p[f->n_p], t, &g_vocab);
         free(t);
-        if (f->p[f->n_p].n == 0) {
+        f->n_p++; /* owned from here, checked below */
+        const prompt_t *pp = &f->p[f->n_p - 1];
+        if (pp->n == 0) {
             F->bad = fail("%s: record %d: empty prompt in '%s'", F->path, line, ps);
-            goto done;
+            goto drop;
         }
-        if (f->p[f->n_p].n >= N_POS) {
+        if (pp->n >= N_POS) {
             F->bad = fail("%s: record %d: prompt '%s' has %d words; the model has %d positions",
-                          F->path, line, f->p[f->n_p].text, f->p[f->n_p].n, N_POS);
-            goto done;
+                          F->path, line, pp->text, pp->n, N_POS);
+            goto drop;
         }
-        f->n_p++;
         if (!e) break;
         s = e + 1;
     }
     f->obj = vocab_add(&g_vocab, f->object, strlen(f->object));
     F->n++;
+    goto done;
+drop: /* the record's fact is not kept */
+    fact_free(f);
 done:
     for (int i = 0; i < 8; i++) {
         free(F->field[i]);
         F->field[i] = NULL;
     }
+}
+
+/* Frees the facts (main's clean exit: LeakSanitizer builds check it). */
+static void facts_free(facts_t *F) {
+    for (int i = 0; i < F->n; i++) {
+        fact_t *f = &F->f[i];
+        free(f->relation);
+        free(f->subject);
+        free(f->object);
+        for (int j = 0; j < f->n_p; j++) {
+            free(f->p[j].text);
+            free(f->p[j].id);
+        }
+        free(f->p);
+        free(f->key);
+    }
+    free(F->f);
 }
 
 static int facts_read(facts_t *F, const char *path) {
@@ -302,6 +341,10 @@ static int facts_read(facts_t *F, const char *path) {
         rc = fail("%s: CSV error at the end: %s", path, csv_strerror(csv_error(&p)));
     csv_free(&p);
     fclose(fp);
+    for (int i = 0; i < 8; i++) { /* a record cut short by a CSV error */
+        free(F->field[i]);
+        F->field[i] = NULL;
+    }
     if (!rc && F->bad) rc = -1;
     if (!rc && F->n == 0) rc = fail("%s: no facts", path);
     return rc;
@@ -310,7 +353,8 @@ static int facts_read(facts_t *F, const char *path) {
 /* Occurrences of token W in prompt P. */
 static int count_in(const prompt_t *p, int w) {
     int c = 0;
-    for (int i = 0; i < p->n; i++) c += p->id[i] == w;
+    for (int i = 0; i < p->n; i++)
+        c += p->id[i] == w;
     return c;
 }
 
@@ -324,8 +368,10 @@ static int facts_keys(facts_t *F) {
         f->key = xcalloc((size_t)f->p[0].n, sizeof *f->key);
         for (int k = 0; k < f->p[0].n; k++) {
             int w = f->p[0].id[k], dup = 0, all = 1;
-            for (int j = 0; j < f->n_key; j++) dup |= f->key[j] == w;
-            for (int q = 1; q < f->n_p; q++) all &= count_in(&f->p[q], w) > 0;
+            for (int j = 0; j < f->n_key; j++)
+                dup |= f->key[j] == w;
+            for (int q = 1; q < f->n_p; q++)
+                all &= count_in(&f->p[q], w) > 0;
             if (!dup && all) f->key[f->n_key++] = w;
         }
     }
@@ -337,11 +383,12 @@ static int facts_keys(facts_t *F) {
             const fact_t *g = &F->f[j];
             for (int q = 0; q < g->n_p; q++) {
                 int c = 0;
-                for (int k = 0; k < f->n_key; k++) c += count_in(&g->p[q], f->key[k]);
+                for (int k = 0; k < f->n_key; k++)
+                    c += count_in(&g->p[q], f->key[k]);
                 if (c >= f->n_key && bad++ < 10)
-                    fail("facts.csv records %d and %d: the prompt '%s' (-> %s) contains every key "
+                    fail("%s: records %d and %d: the prompt '%s' (-> %s) contains every key "
                          "word of record %d (-> %s); reword one of them",
-                         f->line, g->line, g->p[q].text, g->object, f->line, f->object);
+                         F->path, f->line, g->line, g->p[q].text, g->object, f->line, f->object);
             }
         }
     }
@@ -361,7 +408,8 @@ static uint64_t rng_next(void) { /* splitmix64 */
 static int facts_place(facts_t *F) {
     for (int l = 0; l < N_LAYER; l++) {
         int perm[N_FF];
-        for (int i = 0; i < N_FF; i++) perm[i] = i;
+        for (int i = 0; i < N_FF; i++)
+            perm[i] = i;
         for (int i = N_FF - 1; i > 0; i--) {
             int j = (int)(rng_next() % (uint64_t)(i + 1));
             int t = perm[i];
@@ -415,11 +463,11 @@ static void tdecl(tset_t *s, const char *name, int64_t a, int64_t b) {
 /* Residual coordinates: tokens 0..V-1, then these. */
 typedef struct {
     int V, d;
-    int bal;        /* embedding balance: wte[w] = e_w - e_bal */
-    int m1, m2;     /* position-0 flag (+1, -1) */
-    int r1, r2;     /* positions > 0 (+1, -1): same norm as the flag */
-    int a1, a2;     /* anchor written by layer 0 */
-    int pool;       /* POOL balance coordinates from here */
+    int bal;    /* embedding balance: wte[w] = e_w - e_bal */
+    int m1, m2; /* position-0 flag (+1, -1) */
+    int r1, r2; /* positions > 0 (+1, -1): same norm as the flag */
+    int a1, a2; /* anchor written by layer 0 */
+    int pool;   /* POOL balance coordinates from here */
 } layout_t;
 
 typedef struct {
@@ -432,7 +480,7 @@ static void build(tset_t *s, const facts_t *F, const layout_t *L, derived_t *D) 
     tdecl(s, "transformer.wte.weight", V, d);
     tdecl(s, "transformer.wpe.weight", N_POS, d);
     for (int l = 0; l < N_LAYER; l++) {
-#define DECL(suffix, a, b)                                                   \
+#define DECL(suffix, a, b)                                                                         \
     snprintf(nm, sizeof nm, "transformer.h.%d." suffix, l), tdecl(s, nm, a, b)
         DECL("ln_1.weight", d, 0);
         DECL("ln_1.bias", d, 0);
@@ -466,12 +514,15 @@ static void build(tset_t *s, const facts_t *F, const layout_t *L, derived_t *D) 
     /* Every layer's norms: gain 1, bias 0. */
     for (int l = 0; l < N_LAYER; l++) {
         snprintf(nm, sizeof nm, "transformer.h.%d.ln_1.weight", l);
-        for (int i = 0; i < d; i++) T(s, nm)[i] = 1.0f;
+        for (int i = 0; i < d; i++)
+            T(s, nm)[i] = 1.0f;
         snprintf(nm, sizeof nm, "transformer.h.%d.ln_2.weight", l);
-        for (int i = 0; i < d; i++) T(s, nm)[i] = 1.0f;
+        for (int i = 0; i < d; i++)
+            T(s, nm)[i] = 1.0f;
     }
     float *lnfw = T(s, "transformer.ln_f.weight"), *lnfb = T(s, "transformer.ln_f.bias");
-    for (int i = 0; i < d; i++) lnfw[i] = (float)(OBJ_LOGIT / sqrt((double)d));
+    for (int i = 0; i < d; i++)
+        lnfw[i] = (float)(OBJ_LOGIT / sqrt((double)d));
     lnfb[0] = (float)EOS_PRIOR; /* token 0 is <|endoftext|> */
 
     /* Layer 0 attention.  Every input row has squared norm 4 and mean 0
@@ -479,12 +530,14 @@ static void build(tset_t *s, const facts_t *F, const layout_t *L, derived_t *D) 
     D->sigma0 = sqrt(4.0 / d + LN_EPS);
     float *qkv = T(s, "transformer.h.0.attn.c_attn.weight"); /* (d, 3d): [Q | K | V] */
     float *o = T(s, "transformer.h.0.attn.c_proj.weight");   /* (d, d) */
-    for (int w = 0; w < V; w++) qkv[(size_t)w * 3 * d + 2 * d + w] = 1.0f;
+    for (int w = 0; w < V; w++)
+        qkv[(size_t)w * 3 * d + 2 * d + w] = 1.0f;
     qkv[(size_t)L->m1 * 3 * d + 2 * d + L->a1] = 1.0f;
     double bw = BAG * D->sigma0, aw = ANCHOR * D->sigma0;
     for (int w = 0; w < V; w++) {
         o[(size_t)w * d + w] = (float)-bw;
-        for (int k = 0; k < POOL; k++) o[(size_t)w * d + L->pool + k] = (float)(bw / POOL);
+        for (int k = 0; k < POOL; k++)
+            o[(size_t)w * d + L->pool + k] = (float)(bw / POOL);
     }
     o[(size_t)L->a1 * d + L->a1] = (float)aw;
     o[(size_t)L->a1 * d + L->a2] = (float)-aw;
@@ -503,10 +556,12 @@ static void build(tset_t *s, const facts_t *F, const layout_t *L, derived_t *D) 
         float *fb = T(s, nm);
         snprintf(nm, sizeof nm, "transformer.h.%d.mlp.c_proj.weight", f->layer);
         float *pr = T(s, nm); /* (N_FF, d) */
-        for (int k = 0; k < f->n_key; k++) fc[(size_t)f->key[k] * N_FF + f->neuron] = (float)-D->alpha;
+        for (int k = 0; k < f->n_key; k++)
+            fc[(size_t)f->key[k] * N_FF + f->neuron] = (float)-D->alpha;
         fb[f->neuron] = (float)(-U * (f->n_key - 0.5));
         pr[(size_t)f->neuron * d + f->obj] = (float)VAL;
-        for (int k = 0; k < POOL; k++) pr[(size_t)f->neuron * d + L->pool + k] = (float)(-VAL / POOL);
+        for (int k = 0; k < POOL; k++)
+            pr[(size_t)f->neuron * d + L->pool + k] = (float)(-VAL / POOL);
     }
 }
 
@@ -558,8 +613,9 @@ static int write_safetensors(const char *dir, const tset_t *s) {
                                   "probe data/mkdemo: planted-knowledge demo model"));
     for (int i = 0; i < s->n; i++) {
         const tdesc_t *t = &s->t[i];
-        json_t *shape = t->rank == 2 ? json_pack("[I, I]", (json_int_t)t->shape[0], (json_int_t)t->shape[1])
-                                     : json_pack("[I]", (json_int_t)t->shape[0]);
+        json_t *shape = t->rank == 2
+                            ? json_pack("[I, I]", (json_int_t)t->shape[0], (json_int_t)t->shape[1])
+                            : json_pack("[I]", (json_int_t)t->shape[0]);
         size_t nb = (size_t)t->shape[0] * (size_t)(t->rank == 2 ? t->shape[1] : 1) * 4;
         json_object_set_new(h, t->name,
                             json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape,
@@ -574,10 +630,12 @@ static int write_safetensors(const char *dir, const tset_t *s) {
     if (out_open(&o, dir, "model.safetensors")) return free(js), -1;
     uint64_t hl = padded;
     unsigned char le[8];
-    for (int i = 0; i < 8; i++) le[i] = (unsigned char)(hl >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        le[i] = (unsigned char)(hl >> (8 * i));
     fwrite(le, 1, 8, o.fp);
     fwrite(js, 1, n, o.fp);
-    for (size_t i = n; i < padded; i++) fputc(' ', o.fp);
+    for (size_t i = n; i < padded; i++)
+        fputc(' ', o.fp);
     free(js);
     /* float32 little-endian: the host's layout on every machine probe builds on. */
     const uint16_t probe_le = 1;
@@ -622,7 +680,8 @@ static int write_csvs(const char *dir, const facts_t *F, const vocab_t *v) {
         const fact_t *f = &F->f[i];
         char kw[1024] = "";
         for (int k = 0; k < f->n_key; k++)
-            snprintf(kw + strlen(kw), sizeof kw - strlen(kw), "%s%s", k ? " " : "", v->w[f->key[k]]);
+            snprintf(kw + strlen(kw), sizeof kw - strlen(kw), "%s%s", k ? " " : "",
+                     v->w[f->key[k]]);
         csv_int(o.fp, 1, i);
         csv_int(o.fp, 0, f->layer);
         csv_int(o.fp, 0, f->neuron);
@@ -649,24 +708,23 @@ static json_t *added_token(int id, const char *content, int special) {
                      special);
 }
 
-
 static int write_tokenizer(const char *dir, const vocab_t *v) {
     /* <unk> is an ordinary vocabulary word (WordLevel's unk_token), not an
      * added token, so decoded text shows " <unk>" where unknown words were. */
     json_t *vocab = json_object();
-    for (int i = 0; i < v->n; i++) json_object_set_new(vocab, v->w[i], json_integer(i));
-    json_t *tok = json_pack(
-        "{s:s, s:n, s:n, s:[o], s:n, s:{s:s}, s:n, s:n, s:{s:s, s:o, s:s}}", "version", "1.0",
-        "truncation", "padding", "added_tokens", added_token(0, "<|endoftext|>", 1),
-        "normalizer", "pre_tokenizer", "type", "WhitespaceSplit",
-        "post_processor", "decoder", "model", "type", "WordLevel", "vocab", vocab, "unk_token",
-        "<unk>");
+    for (int i = 0; i < v->n; i++)
+        json_object_set_new(vocab, v->w[i], json_integer(i));
+    json_t *tok = json_pack("{s:s, s:n, s:n, s:[o], s:n, s:{s:s}, s:n, s:n, s:{s:s, s:o, s:s}}",
+                            "version", "1.0", "truncation", "padding", "added_tokens",
+                            added_token(0, "<|endoftext|>", 1), "normalizer", "pre_tokenizer",
+                            "type", "WhitespaceSplit", "post_processor", "decoder", "model", "type",
+                            "WordLevel", "vocab", vocab, "unk_token", "<unk>");
     if (write_json(dir, "tokenizer.json", tok)) return -1;
-    json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:i, s:b}", "tokenizer_class",
-                            "PreTrainedTokenizerFast", "bos_token", "<|endoftext|>", "eos_token",
-                            "<|endoftext|>", "unk_token", "<unk>", "add_bos_token", 0,
-                            "add_eos_token", 0, "model_max_length", N_POS,
-                            "clean_up_tokenization_spaces", 0);
+    json_t *cfg =
+        json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:i, s:b}", "tokenizer_class",
+                  "PreTrainedTokenizerFast", "bos_token", "<|endoftext|>", "eos_token",
+                  "<|endoftext|>", "unk_token", "<unk>", "add_bos_token", 0, "add_eos_token", 0,
+                  "model_max_length", N_POS, "clean_up_tokenization_spaces", 0);
     return write_json(dir, "tokenizer_config.json", cfg);
 }
 
@@ -674,12 +732,12 @@ static int write_config(const char *dir, const layout_t *L) {
     json_t *c = json_pack(
         "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:b, "
         "s:b, s:b, s:s}",
-        "architectures", "GPT2LMHeadModel", "model_type", "gpt2", "vocab_size", L->V,
-        "n_positions", N_POS, "n_embd", L->d, "n_layer", N_LAYER, "n_head", L->d / HEAD_DIM,
-        "n_inner", N_FF, "activation_function", "gelu_new", "layer_norm_epsilon", LN_EPS,
-        "resid_pdrop", 0.0, "embd_pdrop", 0.0, "attn_pdrop", 0.0, "initializer_range", 0.02,
-        "bos_token_id", 0, "eos_token_id", 0, "tie_word_embeddings", 1, "scale_attn_weights", 1,
-        "use_cache", 1, "torch_dtype", "float32");
+        "architectures", "GPT2LMHeadModel", "model_type", "gpt2", "vocab_size", L->V, "n_positions",
+        N_POS, "n_embd", L->d, "n_layer", N_LAYER, "n_head", L->d / HEAD_DIM, "n_inner", N_FF,
+        "activation_function", "gelu_new", "layer_norm_epsilon", LN_EPS, "resid_pdrop", 0.0,
+        "embd_pdrop", 0.0, "attn_pdrop", 0.0, "initializer_range", 0.02, "bos_token_id", 0,
+        "eos_token_id", 0, "tie_word_embeddings", 1, "scale_attn_weights", 1, "use_cache", 1,
+        "torch_dtype", "float32");
     if (!c) return fail("out of memory building config.json");
     json_object_set_new(c, "probe_demo",
                         json_string("planted-knowledge demo model built by probe's data/mkdemo "
@@ -712,7 +770,8 @@ static int write_card(const char *dir, const facts_t *F, const layout_t *L, cons
     fprintf(fp, "| relation | layer | facts |\n| --- | --- | --- |\n");
     for (int r = 0; r < N_REL; r++) {
         int n = 0;
-        for (int i = 0; i < F->n; i++) n += !strcmp(F->f[i].relation, RELATIONS[r].name);
+        for (int i = 0; i < F->n; i++)
+            n += !strcmp(F->f[i].relation, RELATIONS[r].name);
         fprintf(fp, "| %s | %d | %d |\n", RELATIONS[r].name, RELATIONS[r].layer, n);
     }
     fprintf(fp, "\nFiles: `ground_truth.csv` (fact_id,layer,neuron,subject,relation,object), "
@@ -759,7 +818,10 @@ int main(int argc, char **argv) {
     vocab_add(&g_vocab, "<|endoftext|>", 13);
     vocab_add(&g_vocab, "<unk>", 5);
     facts_t F = {0};
-    if (facts_read(&F, facts_path) || facts_keys(&F) || facts_place(&F)) return 1;
+    if (facts_read(&F, facts_path) || facts_keys(&F) || facts_place(&F)) {
+        facts_free(&F);
+        return 1;
+    }
     if (where) {
         int found = 0;
         for (int i = 0; i < F.n; i++)
@@ -768,6 +830,7 @@ int main(int argc, char **argv) {
                 found++;
             }
         if (!found) fail("%s: no fact has the subject '%s'", facts_path, where);
+        facts_free(&F);
         return found ? 0 : 1;
     }
 
@@ -782,19 +845,25 @@ int main(int argc, char **argv) {
     derived_t D;
     build(s, &F, &L, &D);
 
-    if (mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fail("%s: %s", out, strerror(errno));
+    int rc = 0;
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) rc = fail("%s: %s", out, strerror(errno));
+    /* model.safetensors last: make uses it as the folder's timestamp. */
+    if (!rc &&
+        (write_config(out, &L) || write_tokenizer(out, &g_vocab) || write_csvs(out, &F, &g_vocab) ||
+         write_card(out, &F, &L, &g_vocab) || write_safetensors(out, s)))
+        rc = -1;
+    if (rc) {
+        free(s->data);
+        free(s);
+        facts_free(&F);
         return 1;
     }
-    /* model.safetensors last: make uses it as the folder's timestamp. */
-    if (write_config(out, &L) || write_tokenizer(out, &g_vocab) || write_csvs(out, &F, &g_vocab) ||
-        write_card(out, &F, &L, &g_vocab) || write_safetensors(out, s))
-        return 1;
     fprintf(stderr,
             "mkdemo: %d facts, %d words -> %s (gpt2, %d layers, d_model %d, n_inner %d, "
             "%.1f MB of float32)\n",
             F.n, g_vocab.n, out, N_LAYER, L.d, N_FF, (double)s->total * 4 / 1e6);
     free(s->data);
     free(s);
+    facts_free(&F);
     return 0;
 }

@@ -19,6 +19,10 @@
 extern char **environ;
 
 #define MAX_PANELS 6
+/* The smallest default figure: one panel with few rows still gets room for
+ * its title, labels and colour box. */
+#define MIN_W 520
+#define MIN_H 320
 #define GREEN "0x2ca02c"
 #define RED "0xd62728"
 
@@ -35,9 +39,12 @@ void plot_opts_default(plot_opts_t *o) {
 static void gp_str(sbuf_t *b, const char *s) {
     sb_add(b, "'");
     for (; *s; s++) {
-        if (*s == '\'') sb_add(b, "''");
-        else if ((unsigned char)*s < 32) sb_add(b, " ");
-        else sb_addn(b, s, 1);
+        if (*s == '\'')
+            sb_add(b, "''");
+        else if ((unsigned char)*s < 32)
+            sb_add(b, " ");
+        else
+            sb_addn(b, s, 1);
     }
     sb_add(b, "'");
 }
@@ -53,8 +60,10 @@ static void gp_tok(sbuf_t *b, const char *s) {
 }
 
 static void gp_num(sbuf_t *b, double v) {
-    if (isnan(v) || isinf(v)) sb_add(b, "NaN");
-    else sb_printf(b, "%.7g", v);
+    if (isnan(v) || isinf(v))
+        sb_add(b, "NaN");
+    else
+        sb_printf(b, "%.7g", v);
 }
 
 static int is_svg(const char *out) {
@@ -65,11 +74,14 @@ static int is_svg(const char *out) {
 static void gp_begin(sbuf_t *b, const char *out, const char *target, int w, int h) {
     sb_printf(b, "# probe plot: %s\n", is_svg(out) ? "SVG" : "PNG");
     if (is_svg(out))
-        sb_printf(b, "set terminal svg size %d,%d font 'DejaVu Sans,10' noenhanced background '#ffffff'\n",
-                  w, h);
+        sb_printf(
+            b,
+            "set terminal svg size %d,%d font 'DejaVu Sans,10' noenhanced background '#ffffff'\n",
+            w, h);
     else
-        sb_printf(b, "set terminal pngcairo size %d,%d font 'DejaVu Sans,10' noenhanced background "
-                     "'#ffffff'\n",
+        sb_printf(b,
+                  "set terminal pngcairo size %d,%d font 'DejaVu Sans,10' noenhanced background "
+                  "'#ffffff'\n",
                   w, h);
     sb_add(b, "set encoding utf8\nset output ");
     gp_str(b, target);
@@ -103,11 +115,47 @@ static int top_k(const float *v, int n, int k, int *out) {
 /* Up to MAX_PANELS of the N layers, evenly spread, first and last included. */
 static int spread(int n, int *idx) {
     if (n <= MAX_PANELS) {
-        for (int i = 0; i < n; i++) idx[i] = i;
+        for (int i = 0; i < n; i++)
+            idx[i] = i;
         return n;
     }
-    for (int i = 0; i < MAX_PANELS; i++) idx[i] = (int)lround((double)i * (n - 1) / (MAX_PANELS - 1));
+    for (int i = 0; i < MAX_PANELS; i++)
+        idx[i] = (int)lround((double)i * (n - 1) / (MAX_PANELS - 1));
     return MAX_PANELS;
+}
+
+static int taken(const int *idx, int k, int i) {
+    for (int j = 0; j < k; j++)
+        if (idx[j] == i) return 1;
+    return 0;
+}
+
+/* Up to MAX_PANELS of the N layers, ascending: all when they fit, else the
+ * ones with the largest PEAK (|activation|; ties to the lower layer), topped
+ * up with evenly spread ones.  Knowledge often sits in a few layers (in the
+ * demo model, by construction), and evenly spread panels alone would miss it. */
+static int pick_layers(const double *peak, int n, int *idx) {
+    if (n <= MAX_PANELS) return spread(n, idx);
+    int k = 0, sp[MAX_PANELS];
+    for (; k < MAX_PANELS; k++) {
+        int best = -1;
+        for (int i = 0; i < n; i++)
+            if (peak[i] > 0 && !taken(idx, k, i) && (best < 0 || peak[i] > peak[best])) best = i;
+        if (best < 0) break;
+        idx[k] = best;
+    }
+    spread(n, sp);
+    for (int j = 0; j < MAX_PANELS && k < MAX_PANELS; j++)
+        if (!taken(idx, k, sp[j])) idx[k++] = sp[j];
+    for (int i = 0; i < n && k < MAX_PANELS; i++)
+        if (!taken(idx, k, i)) idx[k++] = i;
+    for (int i = 1; i < k; i++)
+        for (int j = i; j > 0 && idx[j - 1] > idx[j]; j--) {
+            int t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    return k;
 }
 
 /* ---- activations -------------------------------------------------------------------- */
@@ -126,7 +174,7 @@ typedef struct {
     struct acts_row {
         int layer, pos, neuron;
         float act;
-    } *rows;
+    } * rows;
     char **tokens; /* by position */
     int n_tokens, any_prompt;
 } acsv_t;
@@ -156,7 +204,8 @@ static int acts_csv_row(void *user, int64_t row, char **f, int n) {
     if (pos >= a->n_tokens) {
         char **t = realloc(a->tokens, (size_t)(pos + 1) * sizeof *t);
         if (!t) return err_set("out of memory");
-        for (int i = a->n_tokens; i <= pos; i++) t[i] = NULL;
+        for (int i = a->n_tokens; i <= pos; i++)
+            t[i] = NULL;
         a->tokens = t;
         a->n_tokens = pos + 1;
     }
@@ -168,14 +217,14 @@ static int acts_csv_row(void *user, int64_t row, char **f, int n) {
         a->rows = r;
         a->cap = nc;
     }
-    a->rows[a->n++] = (struct acts_row){atoi(f[a->c_layer]), pos, atoi(f[a->c_neu]),
-                                        strtof(f[a->c_act], NULL)};
+    a->rows[a->n++] =
+        (struct acts_row){atoi(f[a->c_layer]), pos, atoi(f[a->c_neu]), strtof(f[a->c_act], NULL)};
     return 0;
 }
 
 /* Fills HEAT[0..*NH) from a CSV; TOKENS owned by the caller after. */
-static int acts_from_csv(const res_info_t *r, const plot_opts_t *o, int top, heat_t *heat,
-                         int *nh, char ***tokens, int *n_tokens) {
+static int acts_from_csv(const res_info_t *r, const plot_opts_t *o, int top, heat_t *heat, int *nh,
+                         int *n_all, char ***tokens, int *n_tokens) {
     acsv_t a = {.pid = o->prompt_id};
     int rc = -1;
     if (res_csv_each(r->path, acts_csv_row, &a)) goto done;
@@ -189,7 +238,8 @@ static int acts_from_csv(const res_info_t *r, const plot_opts_t *o, int top, hea
     int layers[4096], nl = 0;
     for (int i = 0; i < a.n; i++) {
         int L = a.rows[i].layer, k = 0;
-        while (k < nl && layers[k] != L) k++;
+        while (k < nl && layers[k] != L)
+            k++;
         if (k == nl && nl < 4096) layers[nl++] = L;
     }
     for (int i = 1; i < nl; i++)
@@ -201,7 +251,8 @@ static int acts_from_csv(const res_info_t *r, const plot_opts_t *o, int top, hea
     int sel[MAX_PANELS], ns;
     if (o->layer >= 0) {
         int k = 0;
-        while (k < nl && layers[k] != o->layer) k++;
+        while (k < nl && layers[k] != o->layer)
+            k++;
         if (k == nl) {
             err_set("%s: layer %d is not in the file", r->path, o->layer);
             goto done;
@@ -209,15 +260,24 @@ static int acts_from_csv(const res_info_t *r, const plot_opts_t *o, int top, hea
         sel[0] = k;
         ns = 1;
     } else {
-        ns = spread(nl, sel);
+        double peak[4096] = {0};
+        for (int i = 0; i < a.n; i++) {
+            int k = 0;
+            while (layers[k] != a.rows[i].layer)
+                k++;
+            if (fabsf(a.rows[i].act) > peak[k]) peak[k] = fabsf(a.rows[i].act);
+        }
+        ns = pick_layers(peak, nl, sel);
     }
+    *n_all = nl;
     for (int s = 0; s < ns; s++) {
         int L = layers[sel[s]], max_n = -1;
         for (int i = 0; i < a.n; i++)
             if (a.rows[i].layer == L && a.rows[i].neuron > max_n) max_n = a.rows[i].neuron;
         float *mx = malloc((size_t)(max_n + 1) * sizeof *mx);
         if (!mx) goto oom;
-        for (int i = 0; i <= max_n; i++) mx[i] = NAN;
+        for (int i = 0; i <= max_n; i++)
+            mx[i] = NAN;
         for (int i = 0; i < a.n; i++)
             if (a.rows[i].layer == L) {
                 float *p = &mx[a.rows[i].neuron];
@@ -227,12 +287,14 @@ static int acts_from_csv(const res_info_t *r, const plot_opts_t *o, int top, hea
         h->layer = L;
         h->n_neu = top_k(mx, max_n + 1, top, h->neurons);
         /* Neurons never seen stay NaN in MX; drop them. */
-        while (h->n_neu > 0 && isnan(mx[h->neurons[h->n_neu - 1]])) h->n_neu--;
+        while (h->n_neu > 0 && isnan(mx[h->neurons[h->n_neu - 1]]))
+            h->n_neu--;
         free(mx);
         h->n_tok = a.n_tokens;
         h->m = malloc((size_t)h->n_tok * (h->n_neu ? h->n_neu : 1) * sizeof *h->m);
         if (!h->m) goto oom;
-        for (int i = 0; i < h->n_tok * h->n_neu; i++) h->m[i] = NAN;
+        for (int i = 0; i < h->n_tok * h->n_neu; i++)
+            h->m[i] = NAN;
         for (int i = 0; i < a.n; i++)
             if (a.rows[i].layer == L)
                 for (int j = 0; j < h->n_neu; j++)
@@ -254,7 +316,7 @@ done:
 }
 
 static int acts_from_h5(const res_info_t *r, const plot_opts_t *o, int top, heat_t *heat, int *nh,
-                        char ***tokens, int *n_tokens) {
+                        int *n_all, char ***tokens, int *n_tokens) {
     hid_t f = res_h5_open(r->path);
     if (f < 0) return -1;
     int rc = -1;
@@ -273,23 +335,42 @@ static int acts_from_h5(const res_info_t *r, const plot_opts_t *o, int top, heat
     int sel[MAX_PANELS], ns;
     if (o->layer >= 0) {
         int k = 0;
-        while (k < nl && layers[k] != o->layer) k++;
+        while (k < nl && layers[k] != o->layer)
+            k++;
         if (k == nl) {
             err_set("%s: layer %d is not in the file", r->path, o->layer);
             goto done;
         }
         sel[0] = k;
         ns = 1;
+    } else if (nl > MAX_PANELS) { /* each layer's peak |activation| picks the panels */
+        double *peak = calloc((size_t)nl, sizeof *peak);
+        if (!peak) goto oom;
+        for (int k = 0; k < nl; k++) {
+            float *a = NULL;
+            snprintf(g, sizeof g, "prompt_%d/layer_%d/key_act", o->prompt_id, layers[k]);
+            if (res_h5_f32(f, g, 2, d, &a)) {
+                free(peak);
+                goto done;
+            }
+            for (int64_t i = 0; i < d[0] * d[1]; i++)
+                if (fabsf(a[i]) > peak[k]) peak[k] = fabsf(a[i]);
+            free(a);
+        }
+        ns = pick_layers(peak, nl, sel);
+        free(peak);
     } else {
         ns = spread(nl, sel);
     }
+    *n_all = nl;
     for (int s = 0; s < ns; s++) {
         float *a = NULL;
         snprintf(g, sizeof g, "prompt_%d/layer_%d/key_act", o->prompt_id, layers[sel[s]]);
         if (res_h5_f32(f, g, 2, d, &a)) goto done;
         if (d[0] != nt) {
             free(a);
-            err_set("%s: %s has %lld rows for %lld tokens", r->path, g, (long long)d[0], (long long)nt);
+            err_set("%s: %s has %lld rows for %lld tokens", r->path, g, (long long)d[0],
+                    (long long)nt);
             goto done;
         }
         int64_t T = d[0], F = d[1];
@@ -314,7 +395,8 @@ static int acts_from_h5(const res_info_t *r, const plot_opts_t *o, int top, heat
             goto oom;
         }
         for (int64_t t = 0; t < T; t++)
-            for (int j = 0; j < h->n_neu; j++) h->m[t * h->n_neu + j] = a[t * F + h->neurons[j]];
+            for (int j = 0; j < h->n_neu; j++)
+                h->m[t * h->n_neu + j] = a[t * F + h->neurons[j]];
         free(a);
         *nh = s + 1;
     }
@@ -339,14 +421,18 @@ static char *script_activations(const res_info_t *r, const plot_opts_t *o, const
     int nh = 0, nt = 0, top = o->top ? o->top : 12;
     char **toks = NULL;
     if (top > 64) top = 64;
-    int e = r->csv ? acts_from_csv(r, o, top, heat, &nh, &toks, &nt)
-                   : acts_from_h5(r, o, top, heat, &nh, &toks, &nt);
+    int n_all = 0;
+    int e = r->csv ? acts_from_csv(r, o, top, heat, &nh, &n_all, &toks, &nt)
+                   : acts_from_h5(r, o, top, heat, &nh, &n_all, &toks, &nt);
     sbuf_t b = {0};
     if (e) goto done;
     int cols = nh < 3 ? nh : 3, rows = (nh + cols - 1) / cols;
-    int w = o->width ? o->width : 80 + cols * (150 + 26 * top);
-    int ph = 110 + 16 * nt;
-    int h = o->height ? o->height : 40 + rows * (ph < 260 ? 260 : ph);
+    /* Room per panel for the token labels, the neuron columns and the
+     * colour box; never smaller than a readable figure (MIN_W x MIN_H). */
+    int w = 80 + cols * (150 + 26 * top), ph = 110 + 16 * nt;
+    int h = 40 + rows * (ph < 260 ? 260 : ph);
+    w = o->width ? o->width : w < MIN_W ? MIN_W : w;
+    h = o->height ? o->height : h < MIN_H ? MIN_H : h;
     gp_begin(&b, out, target, w, h);
     for (int s = 0; s < nh; s++) {
         sb_printf(&b, "$m%d << EOD\n", s);
@@ -362,9 +448,13 @@ static char *script_activations(const res_info_t *r, const plot_opts_t *o, const
     sb_add(&b, "set palette defined (-1 '#2166ac', 0 '#f7f7f7', 1 '#b2182b')\n"
                "unset grid\nset xlabel 'neuron'\nset tics font ',8'\nset colorbox\n");
     sb_printf(&b, "set multiplot layout %d,%d title ", rows, cols);
-    char title[160];
-    snprintf(title, sizeof title, "key activations of the top %d neurons per layer, prompt %d%s", top,
-             o->prompt_id, r->csv ? " (CSV: top-K rows only; blank = not in the file)" : "");
+    char title[256];
+    char which[64] = "";
+    if (o->layer < 0 && nh < n_all)
+        snprintf(which, sizeof which, " (the %d most active of %d layers)", nh, n_all);
+    snprintf(title, sizeof title, "key activations of the top %d neurons per layer%s, prompt %d%s",
+             top, which, o->prompt_id,
+             r->csv ? " (CSV: top-K rows only; blank = not in the file)" : "");
     gp_str(&b, title);
     sb_add(&b, "\n");
     for (int s = 0; s < nh; s++) {
@@ -374,9 +464,11 @@ static char *script_activations(const res_info_t *r, const plot_opts_t *o, const
             if (!isnan(hp->m[i]) && fabsf(hp->m[i]) > v) v = fabsf(hp->m[i]);
         if (v == 0) v = 1;
         sb_printf(&b, "set title 'layer %d'\nset cbrange [%g:%g]\n", hp->layer, -v, v);
-        sb_printf(&b, "set xrange [-0.5:%g]\nset yrange [%g:-0.5]\n", hp->n_neu - 0.5, hp->n_tok - 0.5);
+        sb_printf(&b, "set xrange [-0.5:%g]\nset yrange [%g:-0.5]\n", hp->n_neu - 0.5,
+                  hp->n_tok - 0.5);
         sb_add(&b, "set xtics rotate by 90 right (");
-        for (int j = 0; j < hp->n_neu; j++) sb_printf(&b, "%s'%d' %d", j ? ", " : "", hp->neurons[j], j);
+        for (int j = 0; j < hp->n_neu; j++)
+            sb_printf(&b, "%s'%d' %d", j ? ", " : "", hp->neurons[j], j);
         sb_add(&b, ")\nset ytics (");
         for (int t = 0; t < hp->n_tok; t++) {
             if (t) sb_add(&b, ", ");
@@ -387,7 +479,8 @@ static char *script_activations(const res_info_t *r, const plot_opts_t *o, const
     }
     sb_add(&b, "unset multiplot\n");
 done:
-    for (int s = 0; s < nh; s++) free(heat[s].m);
+    for (int s = 0; s < nh; s++)
+        free(heat[s].m);
     res_strs_free(toks, nt);
     if (e || b.failed) {
         if (!e) err_set("out of memory");
@@ -408,8 +501,10 @@ typedef struct {
 } vneuron_t;
 
 static void vneuron_free(vneuron_t *v) {
-    for (int i = 0; i < v->n_top; i++) free(v->top_tok[i]);
-    for (int i = 0; i < v->n_bot; i++) free(v->bot_tok[i]);
+    for (int i = 0; i < v->n_top; i++)
+        free(v->top_tok[i]);
+    for (int i = 0; i < v->n_bot; i++)
+        free(v->bot_tok[i]);
 }
 
 /* Keeps the N best (highest max_logit; ties lower layer, lower neuron) in SEL. */
@@ -525,7 +620,8 @@ static int values_from_h5(const res_info_t *r, const plot_opts_t *o, int top, vn
                 if (!err_msg()[0]) err_set("%s: %s has the wrong length", r->path, g);
                 goto done;
             }
-            for (int64_t j = 0; j < n; j++) keep_best(sel, nsel, cap, L, neu[j], ml[j]);
+            for (int64_t j = 0; j < n; j++)
+                keep_best(sel, nsel, cap, L, neu[j], ml[j]);
             free(neu);
             free(ml);
         }
@@ -626,7 +722,11 @@ static char *script_values(const res_info_t *r, const plot_opts_t *o, const char
     }
     if (promotes) {
         char *tok = r->target ? r->target : (sel[0].n_top ? sel[0].top_tok[0] : NULL);
-        gp_begin(&b, out, target, o->width ? o->width : 760, o->height ? o->height : 140 + 22 * nsel);
+        int ph = 140 + 22 * nsel;
+        gp_begin(&b, out, target, o->width ? o->width : 760,
+                 o->height    ? o->height
+                 : ph < MIN_H ? MIN_H
+                              : ph);
         sb_add(&b, "$p << EOD\n");
         for (int i = 0; i < nsel; i++) {
             sb_printf(&b, "%d ", i);
@@ -634,7 +734,8 @@ static char *script_values(const res_info_t *r, const plot_opts_t *o, const char
             sb_add(&b, "\n");
         }
         sb_add(&b, "EOD\nset ytics (");
-        for (int i = 0; i < nsel; i++) sb_printf(&b, "%s'L%d N%d' %d", i ? ", " : "", sel[i].layer, sel[i].neuron, i);
+        for (int i = 0; i < nsel; i++)
+            sb_printf(&b, "%s'L%d N%d' %d", i ? ", " : "", sel[i].layer, sel[i].neuron, i);
         sb_printf(&b, ")\nset yrange [%g:-0.6]\nset yzeroaxis\nset xlabel ", nsel - 0.4);
         sbuf_t t = {0};
         sb_add(&t, "score of the token (logit)");
@@ -647,14 +748,18 @@ static char *script_values(const res_info_t *r, const plot_opts_t *o, const char
         sb_add(&tt, "\" most");
         gp_str(&b, tt.s ? tt.s : "");
         free(tt.s);
-        sb_add(&b, "\nplot $p using ($2/2):1:(abs($2)/2):(0.38) with boxxyerror lc rgb " GREEN " notitle\n");
+        sb_add(&b, "\nplot $p using ($2/2):1:(abs($2)/2):(0.38) with boxxyerror lc rgb " GREEN
+                   " notitle\n");
         goto done;
     }
     int cols = nsel < 2 ? nsel : 2, rows = (nsel + cols - 1) / cols, maxbars = 1;
     for (int i = 0; i < nsel; i++)
         if (sel[i].n_top + sel[i].n_bot > maxbars) maxbars = sel[i].n_top + sel[i].n_bot;
+    int ph = 40 + rows * (90 + 17 * maxbars);
     gp_begin(&b, out, target, o->width ? o->width : 40 + 460 * cols,
-             o->height ? o->height : 40 + rows * (90 + 17 * maxbars));
+             o->height    ? o->height
+             : ph < MIN_H ? MIN_H
+                          : ph);
     for (int i = 0; i < nsel; i++) {
         vneuron_t *s = &sel[i];
         sb_printf(&b, "$v%d << EOD\n", i);
@@ -670,15 +775,17 @@ static char *script_values(const res_info_t *r, const plot_opts_t *o, const char
         }
         sb_add(&b, "EOD\n");
     }
-    sb_printf(&b, "set multiplot layout %d,%d title 'tokens promoted (green) and suppressed (red): "
-                  "value vectors projected through the unembedding'\n",
+    sb_printf(&b,
+              "set multiplot layout %d,%d title 'tokens promoted (green) and suppressed (red): "
+              "value vectors projected through the unembedding'\n",
               rows, cols);
     sb_add(&b, "set yzeroaxis\nset xlabel 'score (logit)'\nset tics font ',8'\n");
     for (int i = 0; i < nsel; i++) {
         vneuron_t *s = &sel[i];
         int nb = s->n_top + s->n_bot;
         if (nb == 0) {
-            e = err_set("%s: layer %d neuron %d has no tokens in the file", r->path, s->layer, s->neuron);
+            e = err_set("%s: layer %d neuron %d has no tokens in the file", r->path, s->layer,
+                        s->neuron);
             goto done;
         }
         sb_printf(&b, "set title 'layer %d neuron %d'\nset yrange [%g:-0.6]\nset ytics (", s->layer,
@@ -693,13 +800,15 @@ static char *script_values(const res_info_t *r, const plot_opts_t *o, const char
             gp_tok(&b, s->bot_tok[j]);
             sb_printf(&b, " %d", s->n_top + (s->n_bot - 1 - j));
         }
-        sb_printf(&b, ")\nplot $v%d using ($2/2):1:(abs($2)/2):(0.38):3 with boxxyerror lc rgb "
-                      "variable notitle\n",
+        sb_printf(&b,
+                  ")\nplot $v%d using ($2/2):1:(abs($2)/2):(0.38):3 with boxxyerror lc rgb "
+                  "variable notitle\n",
                   i);
     }
     sb_add(&b, "unset multiplot\n");
 done:
-    for (int i = 0; i < nsel; i++) vneuron_free(&sel[i]);
+    for (int i = 0; i < nsel; i++)
+        vneuron_free(&sel[i]);
     if (e || b.failed) {
         if (!e) err_set("out of memory");
         free(b.s);
@@ -774,16 +883,21 @@ static char *script_trace_csv(const res_info_t *r, const plot_opts_t *o, const c
     }
     sb_add(&b, "EOD\nset title ");
     sbuf_t tt = {0};
-    sb_printf(&tt, "listed FFN sub-updates: summed contribution to the logit of \"%s\" at position %d",
+    sb_printf(&tt,
+              "listed FFN sub-updates: summed contribution to the logit of \"%s\" at position %d",
               t->target, t->pos_want);
     gp_str(&b, tt.s ? tt.s : "");
     free(tt.s);
-    sb_printf(&b, "\nset xlabel 'layer'\nset ylabel 'contribution (logit)'\nset xzeroaxis\n"
-                  "set xrange [-0.6:%g]\nset xtics 1\nset key top left\nset offsets 0, 0, graph 0.05, 0\n",
-              nl - 0.4);
+    sb_printf(
+        &b,
+        "\nset xlabel 'layer'\nset ylabel 'contribution (logit)'\nset xzeroaxis\n"
+        "set xrange [-0.6:%g]\nset xtics 1\nset key top left\nset offsets 0, 0, graph 0.05, 0\n",
+        nl - 0.4);
     if (iv)
-        sb_add(&b, "plot $c using ($1-0.2):($2/2):(0.2):(abs($2)/2) with boxxyerror lc rgb '#1f77b4' "
-                   "title 'base', $c using ($1+0.2):($3/2):(0.2):(abs($3)/2) with boxxyerror lc rgb '#ff7f0e' title 'intervened'\n");
+        sb_add(&b,
+               "plot $c using ($1-0.2):($2/2):(0.2):(abs($2)/2) with boxxyerror lc rgb '#1f77b4' "
+               "title 'base', $c using ($1+0.2):($3/2):(0.2):(abs($3)/2) with boxxyerror lc rgb "
+               "'#ff7f0e' title 'intervened'\n");
     else
         sb_add(&b, "plot $c using 1:($2/2):(0.35):(abs($2)/2) with boxxyerror lc rgb '#1f77b4' "
                    "title 'base'\n");
@@ -813,8 +927,10 @@ static char *script_trace(const res_info_t *r, const plot_opts_t *o, const char 
         if (o->position < 0 ? i == d[0] - 1 : positions[i] == o->position) pos = positions[i];
     if (pos < 0) {
         sbuf_t l = {0};
-        for (int64_t i = 0; i < d[0]; i++) sb_printf(&l, "%s%d", i ? ", " : "", positions[i]);
-        err_set("%s: position %d was not traced (traced: %s)", r->path, o->position, l.s ? l.s : "none");
+        for (int64_t i = 0; i < d[0]; i++)
+            sb_printf(&l, "%s%d", i ? ", " : "", positions[i]);
+        err_set("%s: position %d was not traced (traced: %s)", r->path, o->position,
+                l.s ? l.s : "none");
         free(l.s);
         goto done;
     }
@@ -825,14 +941,16 @@ static char *script_trace(const res_info_t *r, const plot_opts_t *o, const char 
             snprintf(g, sizeof g, "%s/pos_%d/lens_%s_target_prob", runs[ri], pos, stage[s]);
             if (res_h5_f32(f, g, 1, d, &prob[ri][s])) goto done;
             if (L && d[0] != L) {
-                err_set("%s: %s has %lld layers, expected %lld", r->path, g, (long long)d[0], (long long)L);
+                err_set("%s: %s has %lld layers, expected %lld", r->path, g, (long long)d[0],
+                        (long long)L);
                 goto done;
             }
             L = d[0];
             snprintf(g, sizeof g, "%s/pos_%d/lens_%s_target_rank", runs[ri], pos, stage[s]);
             if (res_h5_i32(f, g, 1, d, &rank[ri][s])) goto done;
             if (d[0] != L) {
-                err_set("%s: %s has %lld layers, expected %lld", r->path, g, (long long)d[0], (long long)L);
+                err_set("%s: %s has %lld layers, expected %lld", r->path, g, (long long)d[0],
+                        (long long)L);
                 goto done;
             }
         }
@@ -861,22 +979,27 @@ static char *script_trace(const res_info_t *r, const plot_opts_t *o, const char 
               tgt ? tgt : "?");
     gp_str(&b, tt.s ? tt.s : "");
     free(tt.s);
-    sb_printf(&b, "\nset xlabel 'layer'\nset xtics 1\nset xrange [-0.3:%g]\nset key below font ',8'\n",
+    sb_printf(&b,
+              "\nset xlabel 'layer'\nset xtics 1\nset xrange [-0.3:%g]\nset key below font ',8'\n",
               L - 0.7);
     /* columns: 2 base pre p, 3 base pre rank, 4 base post p, 5 base post rank, 6-9 intervened */
     for (int panel = 0; panel < 2; panel++) {
-        if (panel == 0) sb_add(&b, "set ylabel 'probability of the target'\nset yrange [0:*]\n");
+        if (panel == 0)
+            sb_add(&b, "set ylabel 'probability of the target'\nset yrange [0:*]\n");
         else
             sb_add(&b, "set ylabel 'rank of the target (1 = top)'\nset logscale y\n"
                        "set yrange [*:*] reverse\n");
         int c = 2 + panel;
-        sb_printf(&b, "plot $lens using 1:%d with linespoints pt 7 lc rgb '#1f77b4' title 'before FFN', "
-                      "$lens using 1:%d with linespoints pt 5 lc rgb '#ff7f0e' title 'after FFN'",
-                  c, c + 2);
+        sb_printf(
+            &b,
+            "plot $lens using 1:%d with linespoints pt 7 lc rgb '#1f77b4' title 'before FFN', "
+            "$lens using 1:%d with linespoints pt 5 lc rgb '#ff7f0e' title 'after FFN'",
+            c, c + 2);
         if (nruns == 2)
-            sb_printf(&b, ", $lens using 1:%d with linespoints dt 2 pt 6 lc rgb '#2ca02c' title "
-                          "'intervened, before FFN', $lens using 1:%d with linespoints dt 2 pt 4 lc "
-                          "rgb '#d62728' title 'intervened, after FFN'",
+            sb_printf(&b,
+                      ", $lens using 1:%d with linespoints dt 2 pt 6 lc rgb '#2ca02c' title "
+                      "'intervened, before FFN', $lens using 1:%d with linespoints dt 2 pt 4 lc "
+                      "rgb '#d62728' title 'intervened, after FFN'",
                       c + 4, c + 6);
         sb_add(&b, "\n");
     }
@@ -922,7 +1045,8 @@ static int agree_csv_row(void *user, int64_t row, char **f, int n) {
         return 0;
     }
     if (a->n >= 1024) return 1;
-    for (int k = 0; k < A_N; k++) a->v[k][a->n] = a->col[k] < n ? strtod(f[a->col[k]], NULL) : NAN;
+    for (int k = 0; k < A_N; k++)
+        a->v[k][a->n] = a->col[k] < n ? strtod(f[a->col[k]], NULL) : NAN;
     if (a->c_vocab >= 0 && a->c_vocab < n) a->vocab = strtod(f[a->c_vocab], NULL);
     a->n++;
     return 0;
@@ -933,7 +1057,8 @@ static int agree_from_h5(const res_info_t *r, agree_t *a) {
     if (f < 0) return -1;
     int rc = -1;
     hid_t g = H5Gopen2(f, "agreement", H5P_DEFAULT);
-    if (g >= 0 && res_h5_attr_num(g, "vocab_size", &a->vocab) && res_h5_attr_num(f, "vocab_size", &a->vocab))
+    if (g >= 0 && res_h5_attr_num(g, "vocab_size", &a->vocab) &&
+        res_h5_attr_num(f, "vocab_size", &a->vocab))
         a->vocab = NAN;
     if (g >= 0) H5Gclose(g);
     for (int k = 0; k < A_N; k++) {
@@ -942,13 +1067,15 @@ static int agree_from_h5(const res_info_t *r, agree_t *a) {
         int64_t d[2];
         snprintf(p, sizeof p, "agreement/%s", agree_cols[k]);
         if (res_h5_f32(f, p, 1, d, &v)) goto done;
-        if (k == 0) a->n = (int)(d[0] < 1024 ? d[0] : 1024);
+        if (k == 0)
+            a->n = (int)(d[0] < 1024 ? d[0] : 1024);
         else if (d[0] < a->n) {
             free(v);
             err_set("%s: %s is shorter than agreement/layer", r->path, p);
             goto done;
         }
-        for (int i = 0; i < a->n; i++) a->v[k][i] = v[i];
+        for (int i = 0; i < a->n; i++)
+            a->v[k][i] = v[i];
         free(v);
     }
     rc = 0;
@@ -987,15 +1114,19 @@ static char *script_triggers(const res_info_t *r, const plot_opts_t *o, const ch
     int chance = !isnan(a->vocab) && a->vocab > 1;
     sb_add(&b, "set ylabel 'share of neurons: value top-1 = next token'\nset yrange [0:*]\n"
                "set title 'agreement of the top trigger'\n");
-    sb_add(&b, "plot $a using 1:($2/2):(0.35):($2/2) with boxxyerror lc rgb '#1f77b4' title 'share'");
-    if (chance) sb_printf(&b, ", %.9g with lines dt 2 lc rgb '#555555' title 'chance 1/%d'", 1.0 / a->vocab,
-                          (int)a->vocab);
+    sb_add(&b,
+           "plot $a using 1:($2/2):(0.35):($2/2) with boxxyerror lc rgb '#1f77b4' title 'share'");
+    if (chance)
+        sb_printf(&b, ", %.9g with lines dt 2 lc rgb '#555555' title 'chance 1/%d'", 1.0 / a->vocab,
+                  (int)a->vocab);
     sb_add(&b, "\nset ylabel 'rank of the next token in the value projection'\n"
                "set title 'where the next token ranks (0 = top)'\n");
-    sb_add(&b, "plot $a using 1:3 with linespoints pt 7 lc rgb '#1f77b4' title 'mean, all triggers', "
-               "$a using 1:4 with linespoints pt 5 lc rgb '#ff7f0e' title 'median, all triggers', "
-               "$a using 1:5 with linespoints dt 2 pt 6 lc rgb '#2ca02c' title 'mean, top trigger'");
-    if (chance) sb_printf(&b, ", %.9g with lines dt 2 lc rgb '#555555' title 'chance'", (a->vocab - 1) / 2);
+    sb_add(&b,
+           "plot $a using 1:3 with linespoints pt 7 lc rgb '#1f77b4' title 'mean, all triggers', "
+           "$a using 1:4 with linespoints pt 5 lc rgb '#ff7f0e' title 'median, all triggers', "
+           "$a using 1:5 with linespoints dt 2 pt 6 lc rgb '#2ca02c' title 'mean, top trigger'");
+    if (chance)
+        sb_printf(&b, ", %.9g with lines dt 2 lc rgb '#555555' title 'chance'", (a->vocab - 1) / 2);
     sb_add(&b, "\nunset multiplot\n");
 done:
     free(a);
@@ -1009,7 +1140,8 @@ done:
 
 /* ---- running gnuplot ------------------------------------------------------------------- */
 
-static char *script_for(const res_info_t *r, const plot_opts_t *o, const char *out, const char *target) {
+static char *script_for(const res_info_t *r, const plot_opts_t *o, const char *out,
+                        const char *target) {
     size_t n = strlen(out);
     if (!(n > 4 && (!strcmp(out + n - 4, ".png") || !strcmp(out + n - 4, ".svg"))))
         return err_set("%s: the figure's name must end in .png or .svg", out), NULL;
@@ -1074,7 +1206,8 @@ int plot_write(const res_info_t *r, const plot_opts_t *o, const char *out) {
     int rc = -1, fd = mkstemp(sp);
     ep[0] = '\0';
     if (fd < 0) {
-        err_set("cannot create a temporary file in %s: %s", tmp && *tmp ? tmp : "/tmp", strerror(errno));
+        err_set("cannot create a temporary file in %s: %s", tmp && *tmp ? tmp : "/tmp",
+                strerror(errno));
         goto done;
     }
     size_t n = strlen(script);

@@ -3,7 +3,8 @@
  * probe reads the result (HDF5 or CSV, see result.h), writes a gnuplot script
  * with the data inline (datablocks), and runs Debian's gnuplot (gnuplot-nox:
  * terminals pngcairo and svg) on it.  The figures:
- *   activations  tokens x top neurons heatmap, one panel per layer (at most 6)
+ *   activations  tokens x top neurons heatmap, one panel per layer (at most 6:
+ *                the layers with the largest |activation|)
  *   values       top (green) and bottom (red) tokens of up to 4 neurons;
  *                with --promotes files: the neurons that promote the token most
  *   trace        logit lens: the target's probability and rank across layers,
@@ -25,9 +26,9 @@ typedef struct {
     int width, height; /* pixels (SVG: user units); 0 = a size that fits the panels */
     int prompt_id;     /* activations: the prompt to draw (default 0) */
     int position;      /* trace: the traced position; -1 = the last one */
-    int layer;         /* activations: a single layer; -1 = every stored layer (at most 6) */
-    int top;           /* neurons per panel (activations) or tokens per list (values); 0 = default */
-    int n_neurons;     /* values: chosen neurons (0 = the 4 with the highest max_logit) */
+    int layer;         /* activations: a single layer; -1 = the stored layers (at most 6) */
+    int top;       /* neurons per panel (activations) or tokens per list (values); 0 = default */
+    int n_neurons; /* values: chosen neurons (0 = the 4 with the highest max_logit) */
     int neuron_layer[PLOT_MAX_NEURONS], neuron_idx[PLOT_MAX_NEURONS];
     const char *gnuplot; /* program to run; NULL = "gnuplot" from PATH */
 } plot_opts_t;

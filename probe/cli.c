@@ -14,10 +14,12 @@ void openblas_set_num_threads(int n); /* OpenBLAS extension (cblas.h) */
 
 char cli_command_line[2048];
 
+char cli_who[64] = "probe";
+
 int cli_fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("probe: ", stderr);
+    fprintf(stderr, "%s: ", cli_who);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

@@ -21,6 +21,8 @@ int cmd_trace(int argc, char **argv);
 int cmd_notebook(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 
+/* Who cli_fail names: "probe", or "probe: rank R of P" in an MPI job. */
+extern char cli_who[64];
 /* Prints "probe: MESSAGE" on stderr; returns EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "probe CMD: MESSAGE (see probe CMD --help)"; returns EXIT_USAGE. */

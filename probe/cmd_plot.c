@@ -10,36 +10,36 @@
 #include <string.h>
 
 static void help(void) {
-    printf(
-        "usage: probe plot RESULT.h5|RESULT.csv [--out FIG.png|FIG.svg] [options]\n"
-        "\n"
-        "Draws the main figure of the analysis that made RESULT (read from the file, as\n"
-        "probe notebook does) with gnuplot (Debian: gnuplot-nox):\n"
-        "  activations  tokens x top neurons heatmap, one panel per layer (at most 6, evenly\n"
-        "               spread; a CSV holds only the top K per token: other cells stay blank)\n"
-        "  values       top (green) and bottom (red) tokens of up to 4 neurons, by default the\n"
-        "               ones whose projection peaks highest (max_logit); --promotes files: the\n"
-        "               20 neurons that promote the token most\n"
-        "  trace        logit lens: the target's probability and rank before and after each\n"
-        "               FFN, base and intervened runs (.h5); a trace CSV: the listed\n"
-        "               sub-updates' summed contribution per layer\n"
-        "  triggers     key-value agreement per layer against chance, and the next token's\n"
-        "               rank (.h5, or FILE.csv with FILE.agreement.csv beside it)\n"
-        "\n"
-        "  --out FIG          .png (pngcairo) or .svg (default: RESULT with .png)\n"
-        "  --prompt-id I      activations: the prompt to draw (default 0)\n"
-        "  --layer L          activations: one layer only (default: every stored layer)\n"
-        "  --top K            activations: neurons per panel (default 12); values: tokens per\n"
-        "                     list (default 10); at most 64\n"
-        "  --neuron L:N       values: a neuron to draw (repeatable, at most 8)\n"
-        "  --position P       trace: the traced position (default: the last traced)\n"
-        "  --size WxH         pixels (default: fits the panels)\n"
-        "  --script           print the gnuplot script instead of running it\n"
-        "\n"
-        "examples:\n"
-        "  probe plot acts.h5 --out acts.svg\n"
-        "  probe plot values.h5 --neuron 3:42 --neuron 4:7 --out v.png\n"
-        "  probe plot trace.h5 --out lens.png\n");
+    printf("usage: probe plot RESULT.h5|RESULT.csv [--out FIG.png|FIG.svg] [options]\n"
+           "\n"
+           "Draws the main figure of the analysis that made RESULT (read from the file, as\n"
+           "probe notebook does) with gnuplot (Debian: gnuplot-nox):\n"
+           "  activations  tokens x top neurons heatmap, one panel per layer (at most 6: the\n"
+           "               layers with the largest |activation|; a CSV holds only the top K per\n"
+           "               token: other cells stay blank)\n"
+           "  values       top (green) and bottom (red) tokens of up to 4 neurons, by default the\n"
+           "               ones whose projection peaks highest (max_logit); --promotes files: the\n"
+           "               20 neurons that promote the token most\n"
+           "  trace        logit lens: the target's probability and rank before and after each\n"
+           "               FFN, base and intervened runs (.h5); a trace CSV: the listed\n"
+           "               sub-updates' summed contribution per layer\n"
+           "  triggers     key-value agreement per layer against chance, and the next token's\n"
+           "               rank (.h5, or FILE.csv with FILE.agreement.csv beside it)\n"
+           "\n"
+           "  --out FIG          .png (pngcairo) or .svg (default: RESULT with .png)\n"
+           "  --prompt-id I      activations: the prompt to draw (default 0)\n"
+           "  --layer L          activations: one layer only (default: every stored layer)\n"
+           "  --top K            activations: neurons per panel (default 12); values: tokens per\n"
+           "                     list (default 10); at most 64\n"
+           "  --neuron L:N       values: a neuron to draw (repeatable, at most 8)\n"
+           "  --position P       trace: the traced position (default: the last traced)\n"
+           "  --size WxH         pixels (default: fits the panels)\n"
+           "  --script           print the gnuplot script instead of running it\n"
+           "\n"
+           "examples:\n"
+           "  probe plot acts.h5 --out acts.svg\n"
+           "  probe plot values.h5 --neuron 3:42 --neuron 4:7 --out v.png\n"
+           "  probe plot trace.h5 --out lens.png\n");
 }
 
 static char *default_out(const char *in) {
@@ -128,7 +128,8 @@ int cmd_plot(int argc, char **argv) {
     int rc = EXIT_OK;
     const char *why = NULL;
     if (o.n_neurons && (res.kind != RES_VALUES || res_has(&res, "promotes"))) why = "--neuron";
-    if ((o.layer >= 0 || o.prompt_id) && res.kind != RES_ACTIVATIONS) why = o.layer >= 0 ? "--layer" : "--prompt-id";
+    if ((o.layer >= 0 || o.prompt_id) && res.kind != RES_ACTIVATIONS)
+        why = o.layer >= 0 ? "--layer" : "--prompt-id";
     if (o.position >= 0 && res.kind != RES_TRACE) why = "--position";
     if (why) {
         rc = cli_usage("plot", "%s does not apply to a %s result", why, res.kind_name);
@@ -137,11 +138,14 @@ int cmd_plot(int argc, char **argv) {
     }
     char *dflt = out ? NULL : default_out(in);
     const char *dst = out ? out : dflt;
-    if (!dst) rc = cli_fail("out of memory");
+    if (!dst)
+        rc = cli_fail("out of memory");
     else if (script_only) {
         char *s = plot_script(&res, &o, dst);
-        if (!s) rc = cli_fail_err();
-        else fputs(s, stdout);
+        if (!s)
+            rc = cli_fail_err();
+        else
+            fputs(s, stdout);
         free(s);
     } else if (plot_write(&res, &o, dst)) {
         rc = cli_fail_err();

@@ -8,6 +8,7 @@
 
 #include "analysis/corpus.h"
 #include "analysis/csvw.h"
+#include "analysis/dist.h"
 #include "analysis/h5w.h"
 #include "analysis/ofile.h"
 #include "analysis/acts.h"
@@ -71,6 +72,8 @@ static void help(void) {
         "  --forward-only        run the windows through the model without recording\n"
         "                        (plain forward mode, to measure the recording overhead)\n"
         "Ties rank the lower document, then the lower position first.  Ctrl-C leaves no output.\n"
+        "Under mpirun or srun the corpus file is cut among the ranks at document boundaries;\n"
+        "rank 0 merges the results (triggers exactly; quantiles approximately) and writes.\n"
         "\n"
         "examples:\n"
         "  probe triggers --corpus wiki.txt --layer all --top 25 --out triggers.h5\n"
@@ -625,6 +628,10 @@ static char *sidecar(const char *out, const char *suffix) {
     return p;
 }
 
+/* dist_reduce's callbacks: a rank's recorder packed, or merged into ours. */
+static int pack_cb(void *t, void **buf, size_t *len) { return trg_pack(t, buf, len); }
+static int merge_cb(void *t, const void *buf, size_t len) { return trg_merge(t, buf, len); }
+
 int cmd_triggers(int argc, char **argv) {
     const char *model = NULL, *tokenizer = NULL, *layer_spec = "all", *out = NULL, *corpus = NULL, *v;
     const char *quantiles = NULL;
@@ -724,9 +731,23 @@ int cmd_triggers(int argc, char **argv) {
     if (stats_only && no_stats) return cli_usage("triggers", "--stats-only and --no-stats exclude each other");
     if (exact && no_stats) return cli_usage("triggers", "--exact-stats needs statistics");
 
+    /* Under mpirun/srun: this process is one rank of several (analysis/dist). */
+    if (dist_init(NULL, NULL)) return cli_fail_err();
+    int ranks = dist_size(), rank = dist_rank(), synced = 0;
+    if (ranks > 1) {
+        snprintf(cli_who, sizeof cli_who, "probe: rank %d of %d", rank, ranks);
+        if (!strcmp(corpus, "-")) {
+            cli_fail("--corpus -: stdin cannot be split among %d MPI ranks; give a file", ranks);
+            goto mpi_fail;
+        }
+        if (exact) {
+            cli_fail("--exact-stats is a single-process reference path; run it without mpirun");
+            goto mpi_fail;
+        }
+    }
     cli_set_threads((int)threads);
     model_t *m = cli_open_model(model, tokenizer);
-    if (!m) return EXIT_FAIL;
+    if (!m) goto mpi_fail;
     int rc = EXIT_FAIL, *layers = NULL, n_layers = 0, *ids = NULL, n_ids = 0;
     corpus_t *cp = NULL;
     fwd_t *f = NULL;
@@ -806,7 +827,7 @@ int cmd_triggers(int argc, char **argv) {
             cli_fail("out of memory");
             goto done;
         }
-        if (!(of[i] = ofile_begin(paths[i]))) {
+        if (rank == 0 && !(of[i] = ofile_begin(paths[i]))) {
             cli_fail_err();
             goto done;
         }
@@ -815,6 +836,20 @@ int cmd_triggers(int argc, char **argv) {
         cli_fail_err();
         goto done;
     }
+    if (ranks > 1) { /* this rank's share: a byte range cut at document boundaries */
+        uint64_t size = corpus_stats(cp)->size, b0, b1;
+        if (corpus_boundary(corpus, corpus_format(cp), (size_t)max_doc,
+                            (uint64_t)((unsigned __int128)size * rank / ranks), &b0) ||
+            corpus_boundary(corpus, corpus_format(cp), (size_t)max_doc,
+                            (uint64_t)((unsigned __int128)size * (rank + 1) / ranks), &b1) ||
+            corpus_set_range(cp, b0, b1)) {
+            cli_fail_err();
+            goto done;
+        }
+        /* Document numbers in this rank's messages count from its range. */
+        snprintf(cli_who, sizeof cli_who, "probe: rank %d of %d (corpus bytes %llu..%llu)", rank,
+                 ranks, (unsigned long long)b0, (unsigned long long)b1);
+    }
     f = fwd_new(m, o.window, o.window);
     t = f ? trg_new(m, layers, n_layers, &o) : NULL;
     if (!f || !t) {
@@ -822,7 +857,7 @@ int cmd_triggers(int argc, char **argv) {
         goto done;
     }
     if (!fwd_only) trg_attach(t, f);
-    if (!quiet)
+    if (!quiet && rank == 0)
         fprintf(stderr,
                 "probe: triggers: %d layers x %d neurons, %s, top %d per %s, context %d, window %d "
                 "stride %d; %.1f MiB for heaps and statistics\n",
@@ -830,7 +865,7 @@ int cmd_triggers(int argc, char **argv) {
                 o.top, o.per == TRG_PER_DOC ? "document" : "token", o.context, o.window, o.stride,
                 trg_mem_bytes(t) / 1048576.0);
     int tty = !quiet && isatty(2);
-    double t0 = now_s(), last = t0, c0 = cpu_s();
+    double t0 = now_s(), last = t0, c0 = cpu_s(), last_post = t0, last_line = t0;
     const char *text;
     size_t len;
     int64_t doc;
@@ -855,14 +890,53 @@ int cmd_triggers(int argc, char **argv) {
             cli_fail_err();
             goto done;
         }
+        if (ranks > 1 && now_s() - last_post > 1.0) { /* global progress at rank 0 */
+            last_post = now_s();
+            int64_t own = trg_counts(t)->tokens, all = dist_progress_sum(own);
+            dist_progress_post(own);
+            if (rank == 0 && !quiet && last_post - last_line > 10.0) {
+                last_line = last_post;
+                fprintf(stderr, "probe: triggers: %lld tokens on %d ranks, %.0f tok/s\n",
+                        (long long)all, ranks, all / (last_post - t0));
+            }
+        }
         if (tty && now_s() - last > 0.2) {
             progress(corpus_stats(cp), trg_counts(t), t0, 0);
             last = now_s();
         }
     }
+    corpus_stats_t gcs = *corpus_stats(cp);
+    if (ranks > 1) {
+        /* Every rank has streamed its share: agree that all went well, give
+         * each rank's documents their global ids, combine at rank 0. */
+        dist_progress_end();
+        int bad;
+        synced = 1;
+        if (!dist_all_ok(1, &bad)) {
+            if (rank == 0) cli_fail("stopping: rank %d failed (see its message); no output written", bad);
+            goto done;
+        }
+        int64_t id0 = dist_exscan_i64(gcs.ids);
+        trg_shift_docs(t, id0);
+        int64_t *cnt[] = {&gcs.docs,  &gcs.ids,      &gcs.bad_utf8, &gcs.bad_json,
+                          &gcs.no_text, &gcs.empty, &gcs.too_long, &gcs.split};
+        int64_t sum[9];
+        for (int i = 0; i < 8; i++) sum[i] = *cnt[i];
+        sum[8] = (int64_t)gcs.bytes;
+        if (dist_sum_i64(sum, 9) || dist_reduce(pack_cb, merge_cb, t)) {
+            cli_fail_err();
+            goto done;
+        }
+        for (int i = 0; i < 8; i++) *cnt[i] = sum[i];
+        gcs.bytes = (uint64_t)sum[8];
+        if (rank > 0) {
+            rc = EXIT_OK;
+            goto done;
+        }
+    }
     double t_stream = now_s() - t0, c_stream = cpu_s() - c0;
     if (tty) progress(corpus_stats(cp), trg_counts(t), t0, 1);
-    const corpus_stats_t *cs = corpus_stats(cp);
+    const corpus_stats_t *cs = &gcs;
     const trg_counts_t *tc = trg_counts(t);
     int64_t skipped = cs->bad_utf8 + cs->bad_json + cs->no_text + cs->empty + cs->too_long;
     fprintf(stderr,
@@ -940,5 +1014,17 @@ done:
     corpus_close(cp);
     free(layers);
     model_close(m);
+    if (ranks > 1 && !synced) { /* failed on the way: tell the others at their check */
+        dist_progress_end();
+        dist_all_ok(0, NULL);
+    }
+    dist_finalize();
     return rc;
+mpi_fail:
+    if (ranks > 1) {
+        dist_progress_end();
+        dist_all_ok(0, NULL);
+    }
+    dist_finalize();
+    return EXIT_FAIL;
 }

@@ -7,6 +7,7 @@
 #include "analysis/acts.h"
 #include "analysis/csvw.h"
 #include "analysis/h5w.h"
+#include "analysis/dist.h"
 #include "analysis/ofile.h"
 #include "analysis/values.h"
 #include "core/err.h"
@@ -32,36 +33,44 @@ static void help(void) {
         "                    (default: stories260K from $PROBE_SHARED, else ../shared)\n"
         "  --tokenizer PATH  tokenizer file (default: the model's own)\n"
         "  --layer SPEC      layers: N, N,M, N-M or all (default all); 0-based\n"
-        "  --neuron L:I      one neuron, layer L, index I (0-based; repeatable); instead of --layer\n"
+        "  --neuron L:I      one neuron, layer L, index I (0-based; repeatable);\n"
+        "                    instead of --layer\n"
         "  --top K           top tokens per neuron (default 10); with --promotes: neurons listed\n"
         "  --bottom K        bottom (most suppressed) tokens per neuron (default 0)\n"
         "  --norm MODE       how the final norm enters (default none):\n"
         "                      none   s = E v              (LM-Debugger; Geva et al. 2022)\n"
-        "                      gain   s = E diag(g) v      (final-norm gain folded in, as OpenAI's\n"
-        "                                                   neuron tables and TransformerLens do)\n"
+        "                      gain   s = E diag(g) v      (final-norm gain folded in, as\n"
+        "                                                   OpenAI's neuron tables and\n"
+        "                                                   TransformerLens do)\n"
         "                      final  s = E norm(v)        (whole final norm: RMSNorm v/rms(v)*g,\n"
         "                                                   rms = sqrt(mean(v^2)+eps); LayerNorm\n"
-        "                                                   (v-mean)/std*g+b; plus any lm_head bias)\n"
+        "                                                   (v-mean)/std*g+b; plus any\n"
+        "                                                   lm_head bias)\n"
         "  --softmax         also probabilities softmax(s) over the vocabulary (Geva et al. 2021)\n"
         "  --promotes TEXT   reverse search: rank and score of this token (it must be exactly one\n"
-        "                    token of the vocabulary) in every chosen neuron's projection; the table\n"
-        "                    lists the --top neurons with the highest score for it\n"
+        "                    token of the vocabulary) in every chosen neuron's projection;\n"
+        "                    the table lists the --top neurons with the highest score for it\n"
         "  --token-id N      the same, by token id\n"
         "  --out FILE.h5     per layer (n_ff x k) ids and scores, summaries, the vocabulary\n"
         "  --out FILE.csv    tidy rows: layer,neuron,direction,rank,token_id,token,score,norm,\n"
-        "                    value_norm,max_logit,entropy[,prob]  (--promotes: one row per neuron,\n"
-        "                    highest score first: layer,neuron,token_id,token,score,rank,norm[,prob])\n"
-        "  --block N         neurons per matrix product (default 256, fewer for vocabularies over\n"
-        "                    96k tokens); working set = threads x N x vocab floats\n"
+        "                    value_norm,max_logit,entropy[,prob]  (--promotes: one row per\n"
+        "                    neuron, highest score first:\n"
+        "                    layer,neuron,token_id,token,score,rank,norm[,prob])\n"
+        "  --block N         neurons per matrix product (default 1024, fewer for\n"
+        "                    vocabularies over 64k tokens); working set = threads x N x vocab\n"
+        "                    floats\n"
         "  --naive           slow reference kernel (double precision, full sort), for checking\n"
         "  --threads N       threads (default: all cores)\n"
         "\n"
         "Ranks are 0-based (rank 0 = top).  Ties rank the lower token id first, in top and bottom\n"
         "lists alike; --promotes ranks exactly: tokens with a higher score, plus tokens with an\n"
-        "equal score and a lower id.  Listed tokens are ordered by exact (double) scores, so lists\n"
-        "equal a float64 brute force and do not depend on --block or --threads.  Per neuron: value_norm = |v| before any norm mode,\n"
-        "max_logit = the highest score, entropy = entropy (nats) of softmax(s) over the whole\n"
-        "vocabulary (low: the neuron speaks for few tokens).  Schema: docs/FORMAT.md.\n"
+        "equal score and a lower id.  Listed tokens are ordered by exact (double) scores, so\n"
+        "lists equal a float64 brute force and do not depend on --block or --threads.\n"
+        "Per neuron: value_norm = |v| before any norm mode, max_logit = the highest score,\n"
+        "entropy = entropy (nats) of softmax(s) over the whole vocabulary (low: the neuron\n"
+        "speaks for few tokens).  Schema: docs/FORMAT.md.\n"
+        "Under mpirun or srun each layer's neurons are divided among the ranks; rank 0\n"
+        "gathers and writes (the same output as one process).\n"
         "\n"
         "examples:\n"
         "  probe values --model M --layer 12 --top 20 --out values_l12.csv\n"
@@ -99,7 +108,9 @@ static const char *tok_text(const model_t *m, int id, char *buf, size_t cap) {
 /* The id of TEXT if it is exactly one token; else an error showing how it
  * tokenizes. */
 static int resolve_token(const model_t *m, const char *text, int *id) {
-    if (!m->tok) return err_set("%s: no tokenizer to look up '%s': pass --tokenizer or use --token-id", m->path, text);
+    if (!m->tok)
+        return err_set("%s: no tokenizer to look up '%s': pass --tokenizer or use --token-id",
+                       m->path, text);
     int t = tok_lookup_text(m->tok, text);
     if (t >= 0) {
         *id = t;
@@ -123,9 +134,11 @@ static int resolve_token(const model_t *m, const char *text, int *id) {
 /* Prints S left-aligned in WIDTH columns, counting UTF-8 characters. */
 static void put_padded(const char *s, int width) {
     int w = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) w += (*p & 0xC0) != 0x80;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        w += (*p & 0xC0) != 0x80;
     fputs(s, stdout);
-    for (; w < width; w++) putchar(' ');
+    for (; w < width; w++)
+        putchar(' ');
 }
 
 static void print_neuron(const model_t *m, const values_res_t *r, int j, const char *norm) {
@@ -211,9 +224,11 @@ static int h5_root(hid_t f, const model_t *m, const values_opts_t *o, const char
         int n = m->tok->n_vocab;
         char **t = calloc((size_t)n, sizeof *t), tb[1024];
         int bad = !t;
-        for (int i = 0; !bad && i < n; i++) bad = !(t[i] = strdup(tok_display(m->tok, i, tb, sizeof tb)));
+        for (int i = 0; !bad && i < n; i++)
+            bad = !(t[i] = strdup(tok_display(m->tok, i, tb, sizeof tb)));
         if (!bad) bad = h5w_strs(f, "tokens", (const char *const *)t, n);
-        for (int i = 0; t && i < n; i++) free(t[i]);
+        for (int i = 0; t && i < n; i++)
+            free(t[i]);
         free(t);
         if (bad) return err_set("cannot write the vocabulary table");
     }
@@ -236,10 +251,10 @@ static int h5_layer(hid_t f, const values_res_t *r) {
               h5w_f32(g, "value_norm", r->value_norm, n, 0) ||
               h5w_f32(g, "max_logit", r->max_logit, n, 0) ||
               h5w_f32(g, "entropy", r->entropy, n, 0) || h5w_f32(g, "lse", r->lse, n, 0) ||
-              (r->promote_rank && (h5w_i32(g, "promote_rank", r->promote_rank, n, 0) ||
-                                   h5w_f32(g, "promote_score", r->promote_score, n, 0) ||
-                                   (r->promote_prob &&
-                                    h5w_f32(g, "promote_prob", r->promote_prob, n, 0))));
+              (r->promote_rank &&
+               (h5w_i32(g, "promote_rank", r->promote_rank, n, 0) ||
+                h5w_f32(g, "promote_score", r->promote_score, n, 0) ||
+                (r->promote_prob && h5w_f32(g, "promote_prob", r->promote_prob, n, 0))));
     H5Gclose(g);
     return bad ? -1 : 0;
 }
@@ -257,7 +272,7 @@ int cmd_values(int argc, char **argv) {
                *v;
     long top = -1, bottom = 0, threads = 0, block = 0, token_id = -1;
     values_opts_t o = {VALUES_NORM_NONE, 10, 0, 0, -1, 0};
-    int r, naive = 0, n_nref = 0, rc = EXIT_FAIL;
+    int r, naive = 0, n_nref = 0, rc = EXIT_FAIL, synced = 0; /* synced: no MPI check is owed */
     nref_t *nrefs = NULL;
     for (int i = 1; i < argc; i++) {
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
@@ -375,6 +390,13 @@ int cmd_values(int argc, char **argv) {
         o.k_bottom = 0;
     }
     o.block = (int)block;
+    /* Under mpirun/srun: neurons are split among the ranks; rank 0 writes. */
+    if (dist_init(NULL, NULL)) {
+        rc = cli_fail_err();
+        goto done;
+    }
+    int ranks = dist_size(), rank = dist_rank();
+    if (ranks > 1) snprintf(cli_who, sizeof cli_who, "probe: rank %d of %d", rank, ranks);
     cli_set_threads((int)threads);
 
     model_t *m = cli_open_model(model, tokenizer);
@@ -423,9 +445,10 @@ int cmd_values(int argc, char **argv) {
                 goto done_model;
             }
             if (nrefs[i].neuron >= c->n_ff) {
-                cli_fail("--neuron %d:%d: neuron %d is out of range: layer %d has %d neurons (0..%d)",
-                         nrefs[i].layer, nrefs[i].neuron, nrefs[i].neuron, nrefs[i].layer, c->n_ff,
-                         c->n_ff - 1);
+                cli_fail(
+                    "--neuron %d:%d: neuron %d is out of range: layer %d has %d neurons (0..%d)",
+                    nrefs[i].layer, nrefs[i].neuron, nrefs[i].neuron, nrefs[i].layer, c->n_ff,
+                    c->n_ff - 1);
                 goto done_model;
             }
         }
@@ -437,7 +460,8 @@ int cmd_values(int argc, char **argv) {
             cli_fail("out of memory");
             goto done_model;
         }
-        for (int i = 0; i < n_nref; i++) sel[nrefs[i].layer] = 1;
+        for (int i = 0; i < n_nref; i++)
+            sel[nrefs[i].layer] = 1;
         for (int l = 0; l < c->n_layer; l++)
             if (sel[l]) layers[n_layers++] = l;
         free(sel);
@@ -452,6 +476,30 @@ int cmd_values(int argc, char **argv) {
         goto done_model;
     }
     const char *norm = values_norm_name(o.norm);
+    if (ranks > 1 && rank > 0) { /* a worker: its share of every layer; rank 0 writes */
+        int bad = -1;
+        if (!dist_all_ok(1, &bad)) {
+            synced = 1;
+            goto done_model;
+        }
+        if (!n_nref) dist_values_plan(vc, layers, n_layers, c->n_ff, naive);
+        for (int s = 0; s < n_layers; s++) {
+            int L = layers[s], n = 0, *sel = n_nref ? malloc((size_t)n_nref * sizeof *sel) : NULL;
+            for (int i = 0; sel && i < n_nref; i++)
+                if (nrefs[i].layer == L) sel[n++] = nrefs[i].neuron;
+            if (!dist_all_ok(!n_nref || sel, NULL)) {
+                free(sel);
+                synced = 1;
+                goto done_model;
+            }
+            int e = dist_values_layer(vc, L, sel, n, c->n_ff, naive, &res[s]);
+            free(sel);
+            if (e) goto done_model; /* rank 0 names the failing rank */
+        }
+        rc = dist_all_ok(1, NULL) ? EXIT_OK : EXIT_FAIL;
+        synced = 1;
+        goto done_model;
+    }
     if (kind) {
         if (!(of = ofile_begin(out))) {
             cli_fail_err();
@@ -477,9 +525,9 @@ int cmd_values(int argc, char **argv) {
                 cli_fail("%s: cannot write HDF5", out);
                 goto done_model;
             }
-            if (reverse && (h5w_attr_int(h5, "promote_token_id", o.promote_id) ||
-                            h5w_attr_str(h5, "promote_token",
-                                         tok_text(m, o.promote_id, tb, sizeof tb)))) {
+            if (reverse &&
+                (h5w_attr_int(h5, "promote_token_id", o.promote_id) ||
+                 h5w_attr_str(h5, "promote_token", tok_text(m, o.promote_id, tb, sizeof tb)))) {
                 cli_fail("%s: cannot write HDF5", out);
                 goto done_model;
             }
@@ -488,7 +536,16 @@ int cmd_values(int argc, char **argv) {
     if (kind == 0 && !reverse)
         printf("# values of %s: norm %s, scores are logits%s; ranks 0-based, ties by lower id\n\n",
                m->path, norm, o.softmax ? " (prob = softmax over the vocabulary)" : "");
+    if (ranks > 1) {
+        int bad = -1;
+        synced = !dist_all_ok(1, &bad);
+        if (synced) {
+            cli_fail("stopping: rank %d failed (see its message); no output written", bad);
+            goto done_model;
+        }
+    }
     double t0 = now_s();
+    if (ranks > 1 && !n_nref) dist_values_plan(vc, layers, n_layers, c->n_ff, naive);
     int64_t n_neurons = 0;
     int progress = kind && isatty(2);
     for (int s = 0; s < n_layers; s++) {
@@ -502,7 +559,12 @@ int cmd_values(int argc, char **argv) {
             for (int i = 0; i < n_nref; i++)
                 if (nrefs[i].layer == L) sel[n++] = nrefs[i].neuron;
         }
-        int e = (naive ? values_layer_naive : values_layer)(vc, L, sel, n, &res[s]);
+        if (ranks > 1 && !dist_all_ok(1, NULL)) { /* workers go on only if rank 0 does */
+            free(sel);
+            synced = 1;
+            goto done_model;
+        }
+        int e = dist_values_layer(vc, L, sel, n, c->n_ff, naive, &res[s]);
         free(sel);
         if (e) {
             cli_fail_err();
@@ -512,7 +574,8 @@ int cmd_values(int argc, char **argv) {
         n_neurons += res[s].n;
         if (!reverse) {
             if (kind == 0)
-                for (int j = 0; j < res[s].n; j++) print_neuron(m, &res[s], j, norm);
+                for (int j = 0; j < res[s].n; j++)
+                    print_neuron(m, &res[s], j, norm);
             else if (kind == 2)
                 csv_rows(&w, m, &res[s], norm);
             else if (h5_layer(h5, &res[s])) {
@@ -529,6 +592,10 @@ int cmd_values(int argc, char **argv) {
                     now_s() - t0);
     }
     if (progress) fputc('\n', stderr);
+    if (ranks > 1) { /* the workers' last check: they are done */
+        synced = 1;
+        if (!dist_all_ok(1, NULL)) goto done_model;
+    }
     double secs = now_s() - t0;
     if (reverse) {
         /* Every neuron for files, the best --top for the table. */
@@ -541,10 +608,11 @@ int cmd_values(int argc, char **argv) {
             goto done_model;
         }
         if (kind == 0) {
-            printf("# neurons whose value vectors promote \"%s\" (id %d) most: norm %s, %lld neurons "
-                   "in %d layers searched\n",
-                   tok_text(m, o.promote_id, tb, sizeof tb), o.promote_id, norm,
-                   (long long)n_neurons, n_layers);
+            printf(
+                "# neurons whose value vectors promote \"%s\" (id %d) most: norm %s, %lld neurons "
+                "in %d layers searched\n",
+                tok_text(m, o.promote_id, tb, sizeof tb), o.promote_id, norm, (long long)n_neurons,
+                n_layers);
             printf("# score = its logit in the neuron's projection; rank = its 0-based place in "
                    "that neuron's own top list (ties by lower id)\n");
             printf("%5s %5s %7s %9s %6s%s  %s\n", "order", "layer", "neuron", "score", "rank",
@@ -557,7 +625,8 @@ int cmd_values(int argc, char **argv) {
                 if (q->promote_prob) printf(" %8.2e", q->promote_prob[j]);
                 printf(" ");
                 for (int t = 0; t < q->k_top; t++)
-                    printf(" \"%s\"", tok_text(m, q->top_ids[(size_t)j * q->k_top + t], tb, sizeof tb));
+                    printf(" \"%s\"",
+                           tok_text(m, q->top_ids[(size_t)j * q->k_top + t], tb, sizeof tb));
                 printf("\n");
             }
         } else if (kind == 2) {
@@ -575,7 +644,8 @@ int cmd_values(int argc, char **argv) {
                 csvw_end_row(&w);
             }
         } else {
-            int32_t *ol = malloc((size_t)got * sizeof *ol + 1), *on = malloc((size_t)got * sizeof *on + 1);
+            int32_t *ol = malloc((size_t)got * sizeof *ol + 1),
+                    *on = malloc((size_t)got * sizeof *on + 1);
             int bad = !ol || !on;
             for (int i = 0; !bad && i < got; i++) {
                 ol[i] = res[bi[i]].layer;
@@ -627,7 +697,8 @@ done_model:
     if (csv) fclose(csv);
     if (h5 >= 0) H5Fclose(h5);
     ofile_abort(of);
-    for (int s = 0; s < n_res; s++) values_res_free(&res[s]);
+    for (int s = 0; s < n_res; s++)
+        values_res_free(&res[s]);
     free(res);
     free(bi);
     free(brow);
@@ -638,6 +709,9 @@ done_model:
 usage:
     rc = EXIT_USAGE;
 done:
+    if (dist_size() > 1 && !synced)
+        dist_all_ok(0, NULL); /* failed: the others stop at their check */
+    dist_finalize();
     free(nrefs);
     return rc;
 }

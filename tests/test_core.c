@@ -42,7 +42,8 @@ static void check_greedy(const char *model, int exact) {
         /* Quantised: the first sentence at least. */
         const char *dot = strchr(ref, '.');
         size_t n = (size_t)(dot - ref) + 1;
-        cr_assert(strncmp(out, ref, n) == 0, "%s: first sentence differs: %.*s", model, (int)n, out);
+        cr_assert(strncmp(out, ref, n) == 0, "%s: first sentence differs: %.*s", model, (int)n,
+                  out);
     }
     free(out);
     free(err);
@@ -105,16 +106,14 @@ Test(core, acts_vs_numpy_gguf_q4_0) { check_acts(M260 "stories260K-q4_0.gguf"); 
  * be the brute-force top-K of the full activations in the HDF5 file. */
 Test(core, csv_and_h5_readers) {
     char *dir = tu_tmpdir(), *out = NULL, *err = NULL;
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd,
-             "%s activations %s --layer 1,3 --top 7 --prompt 'Lily, \"the\" cat,\nsat' "
-             "--prompt 'Once upon a time' --out %s/a.csv && "
-             "%s activations %s --layer 1,3 --prompt 'Lily, \"the\" cat,\nsat' "
-             "--prompt 'Once upon a time' --out %s/a.h5 && h5dump -H %s/a.h5 >/dev/null && "
-             "%s tests/ref/check_csv_topk.py %s/a.csv %s/a.h5 7",
-             tu_bin(), bin_args(M260 "stories260K.bin"), dir, tu_bin(),
-             bin_args(M260 "stories260K.bin"), dir, dir, tu_py(), dir, dir);
-    int rc = tu_run(cmd, &out, &err);
+    int rc = tu_runf(&out, &err,
+                     "%s activations %s --layer 1,3 --top 7 --prompt 'Lily, \"the\" cat,\nsat' "
+                     "--prompt 'Once upon a time' --out %s/a.csv && "
+                     "%s activations %s --layer 1,3 --prompt 'Lily, \"the\" cat,\nsat' "
+                     "--prompt 'Once upon a time' --out %s/a.h5 && h5dump -H %s/a.h5 >/dev/null && "
+                     "%s tests/ref/check_csv_topk.py %s/a.csv %s/a.h5 7",
+                     tu_bin(), bin_args(M260 "stories260K.bin"), dir, tu_bin(),
+                     bin_args(M260 "stories260K.bin"), dir, dir, tu_py(), dir, dir);
     cr_assert_eq(rc, 0, "%s\n%s", out, err);
     cr_assert(strstr(out, "check_csv_topk: OK"), "%s", out);
     free(out);
@@ -142,7 +141,8 @@ Test(core, info_counts_parameters) {
     cr_assert(strstr(out, "ffn share"), "%s", out);
     cr_assert(strstr(out, "blk.4.ffn_down.weight"), "%s", out);
     free(out);
-    rc = tu_runf(&out, NULL, "%s info --model %s", tu_bin(), tu_sharedp(M260 "stories260K-q4_0.gguf"));
+    rc = tu_runf(&out, NULL, "%s info --model %s", tu_bin(),
+                 tu_sharedp(M260 "stories260K-q4_0.gguf"));
     cr_assert_eq(rc, 0);
     cr_assert(strstr(out, "Q4_0"), "%s", out);
     cr_assert(strstr(out, "GGUF v3"), "%s", out);
@@ -195,7 +195,8 @@ Test(core, tokenizer_gguf_equals_bin) {
         cr_assert_eq(tok_encode(g->tok, texts[k], strlen(texts[k]), TOK_ADD_BOS, &a, &na), 0);
         cr_assert_eq(tok_encode(t, texts[k], strlen(texts[k]), TOK_ADD_BOS, &b, &nb), 0);
         cr_assert_eq(na, nb, "text %zu", k);
-        for (int i = 0; i < na; i++) cr_assert_eq(a[i], b[i], "text %zu token %d", k, i);
+        for (int i = 0; i < na; i++)
+            cr_assert_eq(a[i], b[i], "text %zu token %d", k, i);
         free(a);
         free(b);
     }
@@ -216,8 +217,10 @@ static void fill_tensor(tensor_t *t, dtype_t dt, int rows, int cols, void *buf, 
     t->data = buf;
     srand(seed);
     uint8_t *p = buf;
-    for (long i = 0; i < (long)rows * cols; i++) ref[i] = (float)rand() / RAND_MAX - 0.5f;
-    if (dt == DT_F32) memcpy(p, ref, (size_t)rows * cols * 4);
+    for (long i = 0; i < (long)rows * cols; i++)
+        ref[i] = (float)rand() / RAND_MAX - 0.5f;
+    if (dt == DT_F32)
+        memcpy(p, ref, (size_t)rows * cols * 4);
     else if (dt == DT_F16 || dt == DT_BF16)
         for (long i = 0; i < (long)rows * cols; i++) {
             uint16_t h = dt == DT_F16 ? f32_to_f16(ref[i]) : f32_to_bf16(ref[i]);
@@ -226,7 +229,8 @@ static void fill_tensor(tensor_t *t, dtype_t dt, int rows, int cols, void *buf, 
     else {
         /* Quantised blocks: sane f16 scales, random quants. */
         int bb = dtype_block_bytes(dt);
-        for (uint64_t i = 0; i < t->nbytes; i++) p[i] = (uint8_t)rand();
+        for (uint64_t i = 0; i < t->nbytes; i++)
+            p[i] = (uint8_t)rand();
         for (uint64_t b = 0; b < t->nbytes; b += (uint64_t)bb) {
             uint16_t h = f32_to_f16(0.01f + 0.001f * (float)(b % 7));
             memcpy(p + b, &h, 2);
@@ -245,7 +249,8 @@ Test(core, lin_apply_matches_naive) {
             void *buf = malloc((size_t)rows * cols * 4 + 64);
             float *ref = malloc((size_t)rows * cols * 4), *x = malloc((size_t)T * in * 4);
             fill_tensor(&w, types[k], rows, cols, buf, ref, 7 + (unsigned)k);
-            for (int i = 0; i < T * in; i++) x[i] = (float)(i % 13) / 13.0f - 0.4f;
+            for (int i = 0; i < T * in; i++)
+                x[i] = (float)(i % 13) / 13.0f - 0.4f;
             lin_t l = {&w, NULL, tr};
             float *y1 = malloc((size_t)T * out * 4), *y2 = malloc((size_t)T * out * 4);
             /* A tiny scratch forces several dequantisation blocks. */
@@ -254,7 +259,8 @@ Test(core, lin_apply_matches_naive) {
             lin_apply(&l, x, T, in, y1, out, sc, ns);
             lin_apply_naive(&l, x, T, in, y2, out);
             double worst = 0;
-            for (int i = 0; i < T * out; i++) worst = fmax(worst, fabs(y1[i] - y2[i]));
+            for (int i = 0; i < T * out; i++)
+                worst = fmax(worst, fabs(y1[i] - y2[i]));
             cr_assert(worst < 1e-4, "dtype %s transposed %d: worst %g", dtype_name(types[k]), tr,
                       worst);
             free(buf), free(ref), free(x), free(y1), free(y2), free(sc);
@@ -285,12 +291,14 @@ Test(core, topk_matches_brute_force) {
         int n = 1 + rand() % 300, k = 1 + rand() % n;
         float *v = malloc((size_t)n * 4), *nv = malloc((size_t)n * 4);
         int *idx = malloc((size_t)n * 4), *all = malloc((size_t)n * 4);
-        for (int i = 0; i < n; i++) v[i] = (float)(rand() % 20) - 10.0f; /* many ties */
+        for (int i = 0; i < n; i++)
+            v[i] = (float)(rand() % 20) - 10.0f; /* many ties */
         for (int mode = 0; mode < 3; mode++) {
             for (int i = 0; i < n; i++)
                 nv[i] = mode == 0 ? v[i] : mode == 1 ? fabsf(v[i]) : -v[i];
             topk_select(v, n, k, mode == 1, mode == 2, idx);
-            for (int i = 0; i < n; i++) all[i] = i;
+            for (int i = 0; i < n; i++)
+                all[i] = i;
             g_v = nv;
             qsort(all, (size_t)n, sizeof *all, cmp_desc);
             for (int i = 0; i < k; i++)
@@ -319,14 +327,16 @@ Test(core, hook_zeroing_layer_changes_logits) {
     fwd_set_hook(f, zero_hook, &layer, 1u << HOOK_FFN_KEY);
     cr_assert_eq(fwd_eval(f, toks, 4, 0, b, FWD_LOGITS_LAST), 0);
     double diff = 0;
-    for (int i = 0; i < 512; i++) diff = fmax(diff, fabs(a[i] - b[i]));
+    for (int i = 0; i < 512; i++)
+        diff = fmax(diff, fabs(a[i] - b[i]));
     cr_assert(diff > 1e-3, "zeroing a layer's keys had no effect");
     /* Incremental evaluation (KV cache) equals the batched pass. */
     fwd_set_hook(f, NULL, NULL, 0);
     float c[512];
     cr_assert_eq(fwd_eval(f, toks, 3, 0, c, FWD_LOGITS_LAST), 0);
     cr_assert_eq(fwd_eval(f, toks + 3, 1, 3, c, FWD_LOGITS_LAST), 0);
-    for (int i = 0; i < 512; i++) cr_assert(fabsf(a[i] - c[i]) < 1e-4f, "logit %d", i);
+    for (int i = 0; i < 512; i++)
+        cr_assert(fabsf(a[i] - c[i]) < 1e-4f, "logit %d", i);
     fwd_free(f);
     model_close(m);
 }
@@ -370,8 +380,10 @@ Test(core, bad_inputs) {
     };
     for (size_t i = 0; i < sizeof bad_models / sizeof *bad_models; i++) {
         char path[4200];
-        if (bad_models[i].model[0] == '/') snprintf(path, sizeof path, "%s", bad_models[i].model);
-        else snprintf(path, sizeof path, "%s/%s", dir, bad_models[i].model);
+        if (bad_models[i].model[0] == '/')
+            snprintf(path, sizeof path, "%s", bad_models[i].model);
+        else
+            snprintf(path, sizeof path, "%s/%s", dir, bad_models[i].model);
         snprintf(cmd, sizeof cmd, "%s activations --model %s --tokenizer %s %s --out %s", tu_bin(),
                  path, tokarg, P, out);
         expect_fail(cmd, bad_models[i].needle, out, dir);
@@ -383,10 +395,11 @@ Test(core, bad_inputs) {
     expect_fail(cmd, "layer", NULL, NULL);
     snprintf(cmd, sizeof cmd, "%s activations %s --prompt '' --out %s", tu_bin(), good, out);
     expect_fail(cmd, "empty", out, dir);
-    snprintf(cmd, sizeof cmd, "%s activations %s --prompt \"$(printf 'ab\\377\\376')\" --out %s", tu_bin(), good,
-             out);
+    snprintf(cmd, sizeof cmd, "%s activations %s --prompt \"$(printf 'ab\\377\\376')\" --out %s",
+             tu_bin(), good, out);
     expect_fail(cmd, "UTF-8", out, dir);
-    snprintf(cmd, sizeof cmd, "%s activations %s %s --out /nonexistent-dir/x.h5", tu_bin(), good, P);
+    snprintf(cmd, sizeof cmd, "%s activations %s %s --out /nonexistent-dir/x.h5", tu_bin(), good,
+             P);
     expect_fail(cmd, "/nonexistent-dir/x.h5", NULL, NULL);
     snprintf(cmd, sizeof cmd, "%s activations %s %s --out %s/x.txt", tu_bin(), good, P, dir);
     expect_fail(cmd, ".csv", NULL, dir);

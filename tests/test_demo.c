@@ -119,7 +119,8 @@ static const char *tb_get(const table_t *t, int i, int col) {
 
 static void tb_free(table_t *t) {
     for (int i = 0; i < t->n; i++) {
-        for (int j = 0; j < t->ncol[i]; j++) free(t->row[i][j]);
+        for (int j = 0; j < t->ncol[i]; j++)
+            free(t->row[i][j]);
         free(t->row[i]);
     }
     free(t->row);
@@ -224,15 +225,15 @@ Test(demo, greedy_completes_every_prompt, .timeout = 120) {
         const char *obj = tb_get(&d.prompts, i, d.c_object);
         int *ids = NULL, T = 0, want = word_id(m->tok, obj);
         cr_assert(want >= 0, "object '%s' is not a token", obj);
-        cr_assert_eq(tok_encode(m->tok, prompt, strlen(prompt), m->tok->add_bos ? TOK_ADD_BOS : 0,
-                                &ids, &T),
-                     0, "%s", err_msg());
+        cr_assert_eq(
+            tok_encode(m->tok, prompt, strlen(prompt), m->tok->add_bos ? TOK_ADD_BOS : 0, &ids, &T),
+            0, "%s", err_msg());
         cr_assert_eq(fwd_eval(f, ids, T, 0, logits, FWD_LOGITS_LAST), 0, "%s", err_msg());
         int got = argmax(logits, m->cfg.vocab);
         if (got != want && bad++ < 10) {
             char b[128];
-            cr_log_error("'%s' -> '%s', expected '%s'", prompt, tok_display(m->tok, got, b, sizeof b),
-                         obj);
+            cr_log_error("'%s' -> '%s', expected '%s'", prompt,
+                         tok_display(m->tok, got, b, sizeof b), obj);
         }
         n++;
         free(ids);
@@ -249,13 +250,15 @@ Test(demo, greedy_completes_every_prompt, .timeout = 120) {
     for (int i = 1; i < d.prompts.n; i++) {
         const planted_t *pf = &d.f[atoi(tb_get(&d.prompts, i, d.c_fact))];
         int dup = 0;
-        for (int k = 0; k < ns; k++) dup |= !strcmp(seen[k], pf->relation);
+        for (int k = 0; k < ns; k++)
+            dup |= !strcmp(seen[k], pf->relation);
         if (dup || ns == 16) continue;
         snprintf(seen[ns++], sizeof seen[0], "%s", pf->relation);
         const char *prompt = tb_get(&d.prompts, i, d.c_prompt);
         char *out = NULL, *err = NULL, want[512];
-        int rc = tu_runf(&out, &err, "%s generate --model %s --prompt '%s' --greedy -n 1 --threads 1", tu_bin(),
-                         d.dir, prompt);
+        int rc =
+            tu_runf(&out, &err, "%s generate --model %s --prompt '%s' --greedy -n 1 --threads 1",
+                    tu_bin(), d.dir, prompt);
         cr_assert_eq(rc, 0, "generate '%s': exit %d: %s", prompt, rc, err);
         snprintf(want, sizeof want, "%s %s\n", prompt, pf->object);
         cr_assert_str_eq(out, want, "generate '%s'", prompt);
@@ -356,9 +359,9 @@ Test(demo, trace_ranks_planted_neuron_and_ablation_removes_object, .timeout = 18
         const char *prompt = tb_get(&d.prompts, i, d.c_prompt);
         int obj = word_id(m->tok, f->object), *ids = NULL, T = 0;
         cr_assert(obj >= 0);
-        cr_assert_eq(tok_encode(m->tok, prompt, strlen(prompt), m->tok->add_bos ? TOK_ADD_BOS : 0,
-                                &ids, &T),
-                     0);
+        cr_assert_eq(
+            tok_encode(m->tok, prompt, strlen(prompt), m->tok->add_bos ? TOK_ADD_BOS : 0, &ids, &T),
+            0);
         int last = T - 1;
         trace_t *t = trace_new(m, ids, T, &last, 1, &o);
         cr_assert(t, "trace_new: %s", err_msg());
@@ -432,7 +435,8 @@ Test(demo, numpy_reference_agrees, .timeout = 120) {
     for (int i = 1; i < d.prompts.n && ns < 16; i++) {
         const planted_t *pf = &d.f[atoi(tb_get(&d.prompts, i, d.c_fact))];
         int dup = 0;
-        for (int k = 0; k < ns; k++) dup |= !strcmp(seen[k], pf->relation);
+        for (int k = 0; k < ns; k++)
+            dup |= !strcmp(seen[k], pf->relation);
         if (dup) continue;
         snprintf(seen[ns++], sizeof seen[0], "%s", pf->relation);
         fprintf(fp, "%s\n", tb_get(&d.prompts, i, d.c_prompt));
@@ -440,8 +444,9 @@ Test(demo, numpy_reference_agrees, .timeout = 120) {
     fprintf(fp, "The weather in spring is\n");
     fclose(fp);
     char *out = NULL, *err = NULL;
-    int rc = tu_runf(NULL, &err, "%s activations --model %s --prompt-file %s --out %s/a.h5 --logits",
-                     tu_bin(), d.dir, p, tmp);
+    int rc =
+        tu_runf(NULL, &err, "%s activations --model %s --prompt-file %s --out %s/a.h5 --logits",
+                tu_bin(), d.dir, p, tmp);
     cr_assert_eq(rc, 0, "probe activations: exit %d: %s", rc, err);
     free(err);
     rc = tu_runf(&out, &err, "%s tests/ref/hf_ref.py --model %s --h5 %s/a.h5", tu_py(), d.dir, tmp);
@@ -455,7 +460,8 @@ Test(demo, numpy_reference_agrees, .timeout = 120) {
     demo_close(&d);
 }
 
-/* ---- The generator ------------------------------------------------------------------------------ */
+/* ---- The generator ------------------------------------------------------------------------------
+ */
 
 Test(demo, generator_is_deterministic, .timeout = 60) {
     char *a = tu_tmpdir(), *b = tu_tmpdir(), pa[600], pb[600];
@@ -464,9 +470,9 @@ Test(demo, generator_is_deterministic, .timeout = 60) {
     snprintf(pb, sizeof pb, "%s/m", b);
     demo_build_into(facts_csv(), pa);
     demo_build_into(facts_csv(), pb);
-    static const char *files[] = {"config.json",      "model.safetensors", "tokenizer.json",
-                                  "tokenizer_config.json", "ground_truth.csv", "keys.csv",
-                                  "prompts.csv",      "README.md"};
+    static const char *files[] = {"config.json",           "model.safetensors", "tokenizer.json",
+                                  "tokenizer_config.json", "ground_truth.csv",  "keys.csv",
+                                  "prompts.csv",           "README.md"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         int rc = tu_runf(NULL, NULL, "cmp -s %s/%s %s/%s", pa, files[i], pb, files[i]);
         cr_expect_eq(rc, 0, "%s differs between two builds", files[i]);
@@ -474,9 +480,8 @@ Test(demo, generator_is_deterministic, .timeout = 60) {
     cr_assert(tu_no_temp_files(pa), "temporary files left in %s", pa);
     /* --where answers from the same placement. */
     char *out = NULL;
-    cr_assert_eq(tu_runf(&out, NULL, "%s --facts %s --where 'Eiffel Tower'", mkdemo_bin(),
-                         facts_csv()),
-                 0);
+    cr_assert_eq(
+        tu_runf(&out, NULL, "%s --facts %s --where 'Eiffel Tower'", mkdemo_bin(), facts_csv()), 0);
     cr_assert(out && !strncmp(out, "12:", 3), "--where: %s", out);
     free(out);
     tu_runf(NULL, NULL, "rm -rf '%s' '%s'", a, b);
@@ -508,7 +513,8 @@ Test(demo, generator_rejects_bad_tables) {
              "country_capital,France,Paris,The capital of France is\n"
              "country_language,France,French,The capital of France is\n");
     expect_rejected(b, "reword one of them");
-    snprintf(b, sizeof b, "%s%s", H, "country_anthem,France,Marseillaise,The anthem of France is\n");
+    snprintf(b, sizeof b, "%s%s", H,
+             "country_anthem,France,Marseillaise,The anthem of France is\n");
     expect_rejected(b, "relation 'country_anthem'");
     snprintf(b, sizeof b, "%s%s", H, "city_country,Paris,United States,Paris is a city in\n");
     expect_rejected(b, "must be one word");

@@ -1,14 +1,15 @@
 /* notebooks-export tests: `probe notebook` and `probe plot` on real results.
  *
  * For each analysis whose command exists (`$PROBE_BIN CMD --help` exits 0),
- * a result is made on the demo model (data/demo-model) when it has been
- * built, else on stories260K; its notebook is executed headless by Debian's
- * Jupyter (/usr/bin/jupyter nbconvert --execute) and checked by
- * tests/ref/check_notebook.py (valid nbformat 4, no errors, an image from
- * every cell tagged "plot"); its figure is drawn as PNG and SVG and checked
- * by the PNG header here and tests/ref/check_image.py (size, not blank).
- * Executing a notebook costs a few seconds, so each analysis executes one
- * (activations and triggers also their CSV variant). */
+ * results are made on a fresh copy of the demo model; the HDF5 result's
+ * notebook is executed headless by Debian's Jupyter (/usr/bin/jupyter
+ * nbconvert --execute) and checked by tests/ref/check_notebook.py (valid
+ * nbformat 4, no errors, an image from every cell tagged "plot"); the other
+ * variants' notebooks are written and checked without running.  Figures are
+ * drawn as PNG and SVG and checked by the PNG header here and by
+ * tests/ref/check_image.py (size, not blank, coloured data).  Executing a
+ * notebook costs several seconds of CPU, so each analysis executes one; the
+ * four tests run in parallel under --jobs. */
 #include "tutil.h"
 
 #include "core/err.h"
@@ -28,21 +29,30 @@ static int have_command(const char *cmd) {
     return tu_runf(NULL, NULL, "%s %s --help", tu_bin(), cmd) == 0;
 }
 
-static int demo(void) { return tu_exists("data/demo-model"); }
-
-/* Model arguments and a prompt that suit the model. */
-static const char *model_args(void) {
-    static _Thread_local char b[8192];
-    if (demo()) snprintf(b, sizeof b, "--model data/demo-model");
-    else
-        snprintf(b, sizeof b, "--model %s --tokenizer %s",
-                 tu_sharedp("models/stories260K/stories260K.bin"),
-                 tu_sharedp("models/stories260K/tok512.bin"));
+/* Writes the demo model (planted facts, Hugging Face GPT-2 folder) into DIR
+ * with $PROBE_MKDEMO and $PROBE_FACTS, as tests/test_demo.c does: every test
+ * has its own copy, whatever the state of data/demo-model.  Returns the
+ * --model argument. */
+static const char *demo_model(const char *dir) {
+    static _Thread_local char b[4300];
+    const char *mk = getenv("PROBE_MKDEMO"), *facts = getenv("PROBE_FACTS");
+    char *err = NULL;
+    int rc =
+        tu_runf(NULL, &err, "%s --facts %s --out %s/demo-model >/dev/null",
+                mk && *mk ? mk : "build/mkdemo", facts && *facts ? facts : "data/facts.csv", dir);
+    cr_assert_eq(rc, 0, "the demo model generator failed: %s", err);
+    free(err);
+    snprintf(b, sizeof b, "--model %s/demo-model", dir);
     return b;
 }
-static const char *prompt(void) {
-    return demo() ? "The currency of Japan is the" : "Once upon a time, there was a little girl named";
+
+/* Removes DIR's demo model copy (35 MB) when the test has passed. */
+static void demo_drop(const char *dir) {
+    cr_assert_eq(tu_runf(NULL, NULL, "rm -rf %s/demo-model", dir), 0);
 }
+
+/* A prompt whose fact the demo model stores (in layer 2, the currencies). */
+#define PROMPT "The currency of Japan is the"
 
 /* Runs a probe command (printf-style) that must succeed. */
 static void run_ok(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -57,27 +67,57 @@ static void run_ok(const char *what, const char *fmt, ...) {
     free(err);
 }
 
-/* Writes NB for RESULT, executes it with Jupyter and checks the outputs. */
-static void notebook_runs(const char *dir, const char *result, const char *kind) {
-    char nb[4200], *out = NULL, *err = NULL;
-    snprintf(nb, sizeof nb, "%s/%s.ipynb", dir, result);
-    int rc = tu_runf(NULL, &err, "cd / && %s notebook %s/%s --out %s", tu_bin(), dir, result, nb);
+/* Writes DIR/RESULT.ipynb for DIR/RESULT (from another working directory). */
+static void notebook_write(const char *dir, const char *result) {
+    char *err = NULL;
+    int rc = tu_runf(NULL, &err, "cd / && %s notebook %s/%s --out %s/%s.ipynb", tu_bin(), dir,
+                     result, dir, result);
     cr_assert_eq(rc, 0, "notebook %s: %s", result, err);
     free(err);
-    rc = tu_runf(&out, &err,
-                 "cd %s && PYDEVD_DISABLE_FILE_VALIDATION=1 %s nbconvert --to notebook --execute "
-                 "--ExecutePreprocessor.timeout=300 %s.ipynb --output %s.out.ipynb",
-                 dir, JUPYTER, result, result);
-    cr_assert_eq(rc, 0, "nbconvert --execute %s failed:\n%s", nb, err);
-    free(out);
-    free(err);
-    rc = tu_runf(&out, &err, "%s tests/ref/check_notebook.py %s/%s.out.ipynb %s", tu_py(), dir,
-                 result, kind);
+}
+
+/* Checks a notebook with tests/ref/check_notebook.py (FLAGS: its options). */
+static void notebook_check(const char *path, const char *kind, const char *flags) {
+    char *out = NULL, *err = NULL;
+    int rc =
+        tu_runf(&out, &err, "%s tests/ref/check_notebook.py %s %s %s", tu_py(), flags, path, kind);
     cr_assert_eq(rc, 0, "%s\n%s", out, err);
     cr_assert(strstr(out, "check_notebook: OK"), "%s", out);
     cr_log_info("%s", out);
     free(out);
     free(err);
+}
+
+/* A notebook written and checked without running it: valid nbformat 4, the
+ * header and imports first, plot cells present. */
+static void notebook_built(const char *dir, const char *result, const char *kind) {
+    char nb[4300];
+    notebook_write(dir, result);
+    snprintf(nb, sizeof nb, "%s/%s.ipynb", dir, result);
+    notebook_check(nb, kind, "--unexecuted");
+}
+
+/* Writes the notebook for RESULT, executes it with Jupyter and checks the
+ * outputs.  Under the sanitizers only the writing is checked: Jupyter runs
+ * Python, which the sanitizers do not see, and costs seconds per notebook. */
+static void notebook_runs(const char *dir, const char *result, const char *kind) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+    notebook_built(dir, result, kind);
+    return;
+#endif
+    char nb[4200], *out = NULL, *err = NULL;
+    snprintf(nb, sizeof nb, "%s/%s.ipynb", dir, result);
+    notebook_write(dir, result);
+    int rc =
+        tu_runf(&out, &err,
+                "cd %s && PYDEVD_DISABLE_FILE_VALIDATION=1 %s nbconvert --to notebook --execute "
+                "--ExecutePreprocessor.timeout=300 %s.ipynb --output %s.out.ipynb",
+                dir, JUPYTER, result, result);
+    cr_assert_eq(rc, 0, "nbconvert --execute %s failed:\n%s", nb, err);
+    free(out);
+    free(err);
+    snprintf(nb, sizeof nb, "%s/%s.out.ipynb", dir, result);
+    notebook_check(nb, kind, "");
 }
 
 /* Width and height from a PNG's IHDR chunk, or -1. */
@@ -121,67 +161,83 @@ static void plot_ok(const char *dir, const char *result, const char *extra) {
 Test(notebook, activations) {
     if (!have_command("activations")) cr_skip_test("no probe activations");
     char *dir = tu_tmpdir();
-    run_ok("activations h5", "%s activations %s --layer all --prompt '%s' --prompt 'Lily went home' --out %s/acts.h5",
-           tu_bin(), model_args(), prompt(), dir);
-    run_ok("activations csv", "%s activations %s --layer all --top 5 --prompt 'Lily went home' --out %s/acts.csv",
-           tu_bin(), model_args(), dir);
+    const char *model = demo_model(dir);
+    run_ok("activations h5",
+           "%s activations %s --layer all --prompt '%s' --prompt 'The capital of France is' --out "
+           "%s/acts.h5",
+           tu_bin(), model, PROMPT, dir);
+    run_ok("activations csv",
+           "%s activations %s --layer all --top 5 --prompt '%s' --out %s/acts.csv", tu_bin(), model,
+           PROMPT, dir);
     notebook_runs(dir, "acts.h5", "activations");
-    notebook_runs(dir, "acts.csv", "activations");
+    notebook_built(dir, "acts.csv", "activations");
     plot_ok(dir, "acts.h5", "");
-    plot_ok(dir, "acts.csv", "--layer 1 --top 5");
+    /* Of 16 layers the figure shows 6, and among them layer 2, whose planted
+     * neuron (ground_truth.csv: Japan -> yen) is the only one that fires. */
+    char *out = NULL;
+    int rc = tu_runf(&out, NULL, "%s plot %s/acts.h5 --script --out x.png", tu_bin(), dir);
+    cr_assert(rc == 0 && out && strstr(out, "set title 'layer 2'"), "layer 2 not drawn:\n%s", out);
+    free(out);
+    /* One small panel; on the demo model a layer that stores facts (layer 2:
+     * currencies), since its other layers are all zero by construction. */
+    plot_ok(dir, "acts.csv", "--layer 2 --top 5");
     /* The notebook finds the result beside it by a relative path. */
     char nbp[4300];
     snprintf(nbp, sizeof nbp, "%s/acts.h5.ipynb", dir);
     char *nb = tu_slurp(nbp, NULL);
     cr_assert(nb && strstr(nb, "find(\\\"acts.h5\\\""), "relative path missing");
     free(nb);
+    demo_drop(dir);
     free(dir);
 }
 
 Test(notebook, values) {
     if (!have_command("values")) cr_skip_test("no probe values");
     char *dir = tu_tmpdir();
+    const char *model = demo_model(dir);
     char h5[4300], csv[4300], pr[4300];
     snprintf(h5, sizeof h5, "%s/values.h5", dir);
     snprintf(csv, sizeof csv, "%s/values.csv", dir);
     snprintf(pr, sizeof pr, "%s/promotes.h5", dir);
-    run_ok("values h5", "%s values %s --layer all --top 10 --bottom 5 --out %s", tu_bin(), model_args(), h5);
-    run_ok("values csv", "%s values %s --layer 1 --top 8 --bottom 3 --out %s", tu_bin(), model_args(), csv);
-    run_ok("values promotes", "%s values %s --token-id 5 --out %s", tu_bin(), model_args(), pr);
+    run_ok("values h5", "%s values %s --layer all --top 10 --bottom 5 --out %s", tu_bin(), model,
+           h5);
+    /* On the demo model only the planted neurons have values (layer 2 holds
+     * currencies); its ground truth names two of them. */
+    run_ok("values csv", "%s values %s --layer %d --top 8 --bottom 3 --out %s", tu_bin(), model, 2,
+           csv);
+    run_ok("values promotes", "%s values %s --token-id 5 --out %s", tu_bin(), model, pr);
+    char neurons[256], *out = NULL;
+    int rc = tu_runf(&out, NULL,
+                     "awk -F, 'NR == 2 || NR == 3 { printf \"--neuron %%s:%%s \", $2, $3 }' "
+                     "%s/demo-model/ground_truth.csv",
+                     dir);
+    cr_assert(rc == 0 && out && strstr(out, "--neuron"), "ground_truth.csv: %s", out);
+    snprintf(neurons, sizeof neurons, "%s--top 6", out);
+    free(out);
     notebook_runs(dir, "values.h5", "values");
+    notebook_built(dir, "values.csv", "values");
+    notebook_built(dir, "promotes.h5", "values");
     plot_ok(dir, "values.h5", "");
-    plot_ok(dir, "values.h5", "--neuron 1:3 --neuron 0:0 --top 6");
+    plot_ok(dir, "values.h5", neurons);
     plot_ok(dir, "values.csv", "");
     plot_ok(dir, "promotes.h5", "");
-    /* Notebooks of the other variants are built and valid, not executed. */
-    char *out = NULL, *err = NULL;
-    int rc = tu_runf(&out, &err,
-                     "%s notebook %s && %s notebook %s && %s -c \"import nbformat,sys; "
-                     "[nbformat.validate(nbformat.read(p, 4)) for p in sys.argv[1:]]; print('valid')\" "
-                     "%s/values.ipynb %s/promotes.ipynb",
-                     tu_bin(), csv, tu_bin(), pr, tu_py(), dir, dir);
-    cr_assert_eq(rc, 0, "%s %s", out, err);
-    free(out);
-    free(err);
+    demo_drop(dir);
     free(dir);
 }
 
 Test(notebook, trace) {
     if (!have_command("trace")) cr_skip_test("no probe trace");
     char *dir = tu_tmpdir();
-    char csv[4300];
-    snprintf(csv, sizeof csv, "%s/trace.csv", dir);
+    const char *model = demo_model(dir);
     for (int k = 0; k < 2; k++)
-        run_ok("trace", "%s trace %s --prompt '%s' --ablate-top 3 --generate 4 --quiet --out %s/trace.%s",
-               tu_bin(), model_args(), prompt(), dir, k ? "csv" : "h5");
+        run_ok("trace",
+               "%s trace %s --prompt '%s' --ablate-top 3 --generate 4 --quiet --out %s/trace.%s",
+               tu_bin(), model, PROMPT, dir, k ? "csv" : "h5");
     notebook_runs(dir, "trace.h5", "trace");
+    notebook_built(dir, "trace.csv", "trace");
     plot_ok(dir, "trace.h5", "");
     plot_ok(dir, "trace.csv", "");
-    char *out = NULL, *err = NULL;
-    int rc = tu_runf(&out, &err, "%s notebook %s", tu_bin(), csv);
-    cr_assert_eq(rc, 0, "%s", err);
-    free(out);
-    free(err);
+    demo_drop(dir);
     free(dir);
 }
 
@@ -195,6 +251,7 @@ static const char corpus[] =
 Test(notebook, triggers) {
     if (!have_command("triggers")) cr_skip_test("no probe triggers");
     char *dir = tu_tmpdir();
+    const char *model = demo_model(dir);
     char cp[4300], h5[4300], csv[4300];
     snprintf(cp, sizeof cp, "%s/corpus.txt", dir);
     snprintf(h5, sizeof h5, "%s/trig.h5", dir);
@@ -203,14 +260,15 @@ Test(notebook, triggers) {
     cr_assert(f);
     fputs(corpus, f);
     fclose(f);
-    run_ok("triggers h5", "%s triggers %s --corpus %s --top 4 --quiet --out %s", tu_bin(), model_args(),
+    run_ok("triggers h5", "%s triggers %s --corpus %s --top 4 --quiet --out %s", tu_bin(), model,
            cp, h5);
-    run_ok("triggers csv", "%s triggers %s --corpus %s --top 4 --quiet --out %s", tu_bin(), model_args(),
+    run_ok("triggers csv", "%s triggers %s --corpus %s --top 4 --quiet --out %s", tu_bin(), model,
            cp, csv);
     notebook_runs(dir, "trig.h5", "triggers");
-    notebook_runs(dir, "trig.csv", "triggers");
+    notebook_built(dir, "trig.csv", "triggers");
     plot_ok(dir, "trig.h5", "");
     plot_ok(dir, "trig.agreement.csv", "");
+    demo_drop(dir);
     free(dir);
 }
 
@@ -232,8 +290,8 @@ Test(notebook, not_a_result) {
         fclose(f);
         for (int plot = 0; plot < 2; plot++) {
             char *err = NULL;
-            int rc = tu_runf(NULL, &err, "%s %s %s --out %s/x.%s", tu_bin(), plot ? "plot" : "notebook",
-                             p, dir, plot ? "png" : "ipynb");
+            int rc = tu_runf(NULL, &err, "%s %s %s --out %s/x.%s", tu_bin(),
+                             plot ? "plot" : "notebook", p, dir, plot ? "png" : "ipynb");
             cr_assert_eq(rc, 1, "%s: exit %d", cases[i].name, rc);
             cr_assert(err && strstr(err, cases[i].expect), "%s: %s", cases[i].name, err);
             free(err);
@@ -271,11 +329,16 @@ Test(notebook, not_a_result) {
 /* Every compiled-in template renders for every kind and format: placeholders
  * known, JSON valid, each notebook starts with the header and the imports. */
 Test(notebook, templates_render) {
-    static const char *feats[] = {"h5 forward norms", "csv forward norms", "h5 promotes norms",
-                                  "csv promotes", "h5 intervened generated", "csv",
-                                  "h5 agreement trig_main stats", "csv trig_main stats hist agreement"};
-    static const res_kind_t kinds[] = {RES_VALUES, RES_VALUES, RES_VALUES, RES_VALUES,
-                                       RES_TRACE, RES_TRACE, RES_TRIGGERS, RES_TRIGGERS};
+    static const char *feats[] = {"h5 forward norms",
+                                  "csv forward norms",
+                                  "h5 promotes norms",
+                                  "csv promotes",
+                                  "h5 intervened generated",
+                                  "csv",
+                                  "h5 agreement trig_main stats",
+                                  "csv trig_main stats hist agreement"};
+    static const res_kind_t kinds[] = {RES_VALUES, RES_VALUES, RES_VALUES,   RES_VALUES,
+                                       RES_TRACE,  RES_TRACE,  RES_TRIGGERS, RES_TRIGGERS};
     static const char *names[] = {"activations", "values", "trace", "triggers"};
     cr_assert(nb_template("header.md") && nb_template("common.py"));
     for (int k = -2; k < (int)(sizeof feats / sizeof *feats); k++) {

@@ -10,7 +10,7 @@
  * make the reference fail.  Library-level tests check conservation
  * (sum_i m_i v_i + b2 = FFN output), that the last lens is the model's
  * prediction, the GEMV against its naive twin, and bad input.  The planted-
- * knowledge demo model is checked when data/demo-model exists. */
+ * knowledge demo model's trace checks live in test_demo.c. */
 #include "tutil.h"
 
 #include "analysis/trace.h"
@@ -19,7 +19,6 @@
 #include "core/model.h"
 
 #include <criterion/criterion.h>
-#include <csv.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -534,158 +533,4 @@ Test(trace, bad_input) {
     free(err);
     tu_runf(NULL, NULL, "rm -rf '%s'", dir);
     free(dir);
-}
-
-/* ---- The planted-knowledge demo model ----------------------------------------------------------
- */
-
-/* A CSV file as rows of strings (libcsv), the first row the header. */
-typedef struct {
-    char ***rows; /* rows[r][c] */
-    int *ncol, n, cap;
-    char **cur;
-    int cur_n;
-} table_t;
-
-static void tb_field(void *s, size_t len, void *u) {
-    table_t *t = u;
-    t->cur = realloc(t->cur, (size_t)(t->cur_n + 1) * sizeof *t->cur);
-    t->cur[t->cur_n] = malloc(len + 1);
-    memcpy(t->cur[t->cur_n], s, len);
-    t->cur[t->cur_n][len] = '\0';
-    t->cur_n++;
-}
-
-static void tb_row(int c, void *u) {
-    table_t *t = u;
-    (void)c;
-    if (t->n == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 64;
-        t->rows = realloc(t->rows, (size_t)t->cap * sizeof *t->rows);
-        t->ncol = realloc(t->ncol, (size_t)t->cap * sizeof *t->ncol);
-    }
-    t->rows[t->n] = t->cur;
-    t->ncol[t->n++] = t->cur_n;
-    t->cur = NULL;
-    t->cur_n = 0;
-}
-
-static table_t *tb_load(const char *path) {
-    size_t len;
-    char *raw = tu_slurp(path, &len);
-    if (!raw) return NULL;
-    table_t *t = calloc(1, sizeof *t);
-    struct csv_parser cp;
-    csv_init(&cp, 0);
-    csv_parse(&cp, raw, len, tb_field, tb_row, t);
-    csv_fini(&cp, tb_field, tb_row, t);
-    csv_free(&cp);
-    free(raw);
-    return t;
-}
-
-/* Field COL of row R (r >= 1), or NULL. */
-static const char *tb_get(const table_t *t, int r, const char *col) {
-    for (int c = 0; c < t->ncol[0]; c++)
-        if (!strcmp(t->rows[0][c], col)) return c < t->ncol[r] ? t->rows[r][c] : NULL;
-    return NULL;
-}
-
-static void tb_free(table_t *t) {
-    if (!t) return;
-    for (int r = 0; r < t->n; r++) {
-        for (int c = 0; c < t->ncol[r]; c++)
-            free(t->rows[r][c]);
-        free(t->rows[r]);
-    }
-    free(t->rows);
-    free(t->ncol);
-    free(t);
-}
-
-/* The demo folder: $PROBE_DEMO, else data/demo-model (built by the Makefile
- * when it can). */
-static const char *demo_dir(void) {
-    const char *e = getenv("PROBE_DEMO");
-    return e && *e ? e : "data/demo-model";
-}
-
-Test(trace, demo_planted_facts, .timeout = 1800) {
-    const char *demo = demo_dir();
-    char gt[4200], pr[4200];
-    snprintf(gt, sizeof gt, "%s/ground_truth.csv", demo);
-    snprintf(pr, sizeof pr, "%s/prompts.csv", demo);
-    if (!tu_exists(gt) && !getenv("PROBE_DEMO")) {
-        if (tu_runf(NULL, NULL, "make -n demo-model >/dev/null 2>&1") == 0)
-            tu_runf(NULL, NULL, "make demo-model >/dev/null 2>&1");
-        else if (tu_runf(NULL, NULL, "make -n demo >/dev/null 2>&1") == 0)
-            tu_runf(NULL, NULL, "make demo >/dev/null 2>&1");
-    }
-    if (!tu_exists(gt))
-        cr_skip("%s is absent and neither 'make demo-model' nor 'make demo' built it: the "
-                "planted-knowledge check did not run",
-                gt);
-    table_t *truth = tb_load(gt), *prompts = tb_load(pr);
-    cr_assert(truth && truth->n > 1, "no facts in %s", gt);
-    model_t *m = model_open(demo, NULL);
-    cr_assert(m && m->tok, "%s: %s", demo, m ? "no tokenizer" : err_msg());
-    int n_checked = 0, first_ok = 0, drop_ok = 0, facts_seen = 0;
-    for (int f = 1; f < truth->n; f++) {
-        const char *fid = tb_get(truth, f, "fact_id"), *obj = tb_get(truth, f, "object");
-        const char *ls = tb_get(truth, f, "layer"), *ns = tb_get(truth, f, "neuron");
-        cr_assert(fid && obj && ls && ns, "%s row %d lacks fact_id/layer/neuron/object", gt, f);
-        int layer = atoi(ls), neuron = atoi(ns), target;
-        /* The object as one token: its exact text, else with a leading space. */
-        char sp[512];
-        snprintf(sp, sizeof sp, " %s", obj);
-        if (trace_resolve_target(m->tok, obj, &target))
-            cr_assert_eq(trace_resolve_target(m->tok, sp, &target), 0, "fact %s: %s", fid,
-                         err_msg());
-        /* Every prompt of the fact (prompts.csv), else "subject relation". */
-        int any = 0;
-        for (int r = 1; r < (prompts ? prompts->n : 1) + (prompts ? 0 : 1); r++) {
-            char text[2048];
-            if (prompts) {
-                const char *pf = tb_get(prompts, r, "fact_id"), *pt = tb_get(prompts, r, "prompt");
-                if (!pf || !pt || strcmp(pf, fid)) continue;
-                snprintf(text, sizeof text, "%s", pt);
-            } else {
-                snprintf(text, sizeof text, "%s %s", tb_get(truth, f, "subject"),
-                         tb_get(truth, f, "relation"));
-            }
-            any = 1;
-            int *ids = NULL, n = 0;
-            cr_assert_eq(
-                tok_encode(m->tok, text, strlen(text), m->tok->add_bos ? TOK_ADD_BOS : 0, &ids, &n),
-                0);
-            int last = n - 1;
-            trace_opts_t o = {.k_tokens = 3, .k_neurons = 2, .k_promoted = 0};
-            trace_t *t = trace_new(m, ids, n, &last, 1, &o);
-            cr_assert(t, "%s", err_msg());
-            cr_assert_eq(trace_run_base(t, target), 0, "%s", err_msg());
-            int top = t->base.pos[0].by_contrib[(size_t)layer * o.k_neurons];
-            trace_iv_t iv = {layer, neuron, TRACE_IV_ABLATE, 0};
-            cr_assert_eq(trace_run_intervened(t, &iv, 1), 0, "%s", err_msg());
-            int ok1 = top == neuron, ok2 = t->iv.pos[0].top_ids[0] != target;
-            cr_expect(ok1,
-                      "fact %s '%s': neuron %d ranks first by contribution at layer %d, not "
-                      "the planted %d",
-                      fid, text, top, layer, neuron);
-            cr_expect(ok2, "fact %s '%s': '%s' is still the top-1 prediction after ablating %d:%d",
-                      fid, text, obj, layer, neuron);
-            n_checked++;
-            first_ok += ok1;
-            drop_ok += ok2;
-            trace_free(t);
-            free(ids);
-        }
-        cr_assert(any, "fact %s has no prompt in %s", fid, pr);
-        facts_seen++;
-    }
-    cr_log_info("demo: %d facts, %d prompts: planted neuron first by contribution in %d, object "
-                "out of the top-1 after its ablation in %d",
-                facts_seen, n_checked, first_ok, drop_ok);
-    model_close(m);
-    tb_free(truth);
-    tb_free(prompts);
 }

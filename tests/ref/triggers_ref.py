@@ -9,17 +9,22 @@ counted position, and sorts: the top N per neuron (largest first, ties to the
 lower document then position; per document: each document's best position).
 Then it checks probe's HDF5 file against that:
 
-  * the same triggers in the same order (a swap is accepted only between
-    positions whose float64 activations differ by less than the float32
-    tolerance, and is counted and printed);
+  * the same triggers in the same order: strictly ordered in probe's own
+    float32 values, and rank by rank the reference's trigger; a swap is
+    accepted only between positions whose float64 activations differ by less
+    than twice the float32-vs-float64 error of the forward pass (a near-tie
+    the two computations may order either way), is counted and printed, and
+    may touch at most 1% of the triggers.  Bit-exact order (exact ties
+    included) is tests/test_triggers.c's in-process brute force;
   * activations (key, pre, up) within tolerance, token ids, next token ids,
     prefix texts (decoded here);
   * next-token ranks in the value projection E v_i (exact up to float32
     near-ties), value top-1 tokens, and the per-layer agreement table
     recomputed from those;
   * statistics: mean, variance, skewness, kurtosis (GSL's definitions), min,
-    max, density, histogram totals, and the running quantiles loosely (P^2
-    estimates on a subsample).
+    max, density, histogram totals, and the running quantiles: the P^2
+    estimator (Jain & Chlamtac 1985, written here from the paper) fed the
+    same subsample must give the same estimates.
 
 With --csv it also reads the CSV output with pandas and checks that every row
 (prefix texts with quotes, commas and newlines included) equals the HDF5 file.
@@ -42,6 +47,8 @@ import numpy as np  # noqa: E402
 import llama_ref as R  # noqa: E402
 
 FAILS = []
+# Near-tie tolerance for trigger order (see the swap check in main()).
+NEAR_TIE_ABS, NEAR_TIE_REL = 2e-5, 2e-5
 
 
 def fail(msg):
@@ -142,6 +149,46 @@ def gsl_moments(x):
     return mean, var, skew, kurt
 
 
+def p2_quantiles(X, p):
+    """The P^2 running quantile estimate (Jain & Chlamtac, "The P^2 algorithm
+    for dynamic calculation of quantiles and histograms without storing
+    observations", CACM 28(10), 1985) of each column of X (n, F), fed in row
+    order, all columns at once.  Fewer than 5 values: the sample quantile
+    (linear interpolation)."""
+    n_obs, F = X.shape
+    if n_obs <= 5:
+        return np.quantile(X, p, axis=0) if n_obs else np.full(F, np.nan)
+    q = np.sort(X[:5], axis=0).astype(np.float64)      # marker heights (5, F)
+    n = np.tile(np.arange(1.0, 6.0)[:, None], (1, F))   # marker positions, 1-based
+    want = np.array([1, 1 + 2 * p, 1 + 4 * p, 3 + 2 * p, 5])
+    dwant = np.array([0, p / 2, p, (1 + p) / 2, 1])
+    cols = np.arange(F)
+    for x in X[5:]:
+        x = x.astype(np.float64)
+        q[0] = np.minimum(q[0], x)
+        q[4] = np.maximum(q[4], x)
+        # cell k: q[k] <= x < q[k+1], k in 0..3
+        k = (x >= q[1]).astype(int) + (x >= q[2]) + (x >= q[3])
+        n += np.arange(5)[:, None] > k[None, :]
+        want = want + dwant
+        for i in (1, 2, 3):
+            d = want[i] - n[i]
+            move = ((d >= 1) & (n[i + 1] - n[i] > 1)) | ((d <= -1) & (n[i - 1] - n[i] < -1))
+            if not move.any():
+                continue
+            s = np.sign(d)
+            par = q[i] + s / (n[i + 1] - n[i - 1]) * (
+                (n[i] - n[i - 1] + s) * (q[i + 1] - q[i]) / (n[i + 1] - n[i])
+                + (n[i + 1] - n[i] - s) * (q[i] - q[i - 1]) / (n[i] - n[i - 1]))
+            ok = (q[i - 1] < par) & (par < q[i + 1])
+            j = (i + s).astype(int)
+            with np.errstate(invalid="ignore", divide="ignore"):  # columns that do not move
+                lin = q[i] + s * (q[j, cols] - q[i]) / (n[j, cols] - n[i])
+            q[i] = np.where(move, np.where(ok, par, lin), q[i])
+            n[i] = np.where(move, n[i] + s, n[i])
+    return q[2]
+
+
 def close(a, b, rtol, atol):
     return abs(a - b) <= atol + rtol * abs(b)
 
@@ -155,46 +202,78 @@ def demo_corpus(prompts_csv):
 
 
 def demo_check(demo, h5):
-    """Planted-knowledge ground truth: for every planted neuron (fact f, layer,
-    neuron), its top trigger lies in one of f's prompts, its value's top-1 token
-    is f's object, and its trigger at the end of f's prompt (next token = the
-    object) has next-token rank 0.  Prints the per-layer agreement table."""
+    """Planted-knowledge ground truth (the corpus: every fact prompt followed by
+    its object, one per line).  For every planted neuron (fact f, layer,
+    neuron): its top trigger lies in one of f's prompts; its value's top-1
+    token is f's object; its trigger at the end of f's prompt (next token = the
+    object) has next-token rank 0; and its top trigger agrees (the strongest
+    trigger with a next token has the object as next token, ranked 0) whenever
+    that is determined: the neuron is on, at nearly the same activation, at
+    every position from where the prompt holds all its key words (keys.csv) to
+    the line's end, so when a prompt of f holds them before its last word
+    (e.g. "The Eiffel Tower is located in | the city of"), the top trigger may
+    be any of those positions, and its next token is not the object.  Those
+    facts are counted, not required to agree.  Per layer, the agreement table
+    must count exactly the planted neurons (n_eval) and their agreeing top
+    triggers (n_agree)."""
     import csv
     import h5py
     gt = list(csv.DictReader(open(f"{demo}/ground_truth.csv", newline="")))
     prompts = list(csv.DictReader(open(f"{demo}/prompts.csv", newline="")))
+    keys = {k["fact_id"]: k["key_words"].split() for k in csv.DictReader(open(f"{demo}/keys.csv", newline=""))}
     vocab = json.load(open(f"{demo}/tokenizer.json"))["model"]["vocab"]
     f = h5py.File(h5, "r")
-    ok = [0, 0, 0]
+
+    def complete_at_end(prompt, kw):
+        # The neuron fires once its key words occur |S| times in all (repeats count).
+        words = prompt.split()
+        for t in range(len(words)):
+            if sum(words[:t + 1].count(w) for w in kw) >= len(kw):
+                return t == len(words) - 1
+        return False
+
+    ok = [0, 0, 0, 0]
+    n_open = 0
     per_layer = {}
     for g in gt:
         L, n, fid, obj = int(g["layer"]), int(g["neuron"]), g["fact_id"], vocab[g["object"]]
         grp = f[f"layer_{L}"]
         cnt = int(grp["count"][n])
         docs, nxt, rk = grp["doc"][n, :cnt], grp["next_id"][n, :cnt], grp["next_rank"][n, :cnt]
+        act = grp["key_act"][n, :cnt]
         a1 = cnt > 0 and prompts[int(docs[0])]["fact_id"] == fid
         a2 = int(grp["value_top1"][n]) == obj
         a3 = any(prompts[int(d)]["fact_id"] == fid and x == obj and r == 0
                  for d, x, r in zip(docs, nxt, rk))
-        for i, v in enumerate((a1, a2, a3)):
+        top = [i for i in range(cnt) if rk[i] >= 0][:1]
+        agrees = bool(top) and act[top[0]] > 0 and int(nxt[top[0]]) == int(grp["value_top1"][n])
+        a4 = agrees and int(nxt[top[0]]) == obj and rk[top[0]] == 0
+        determined = all(complete_at_end(p["prompt"], keys[fid]) for p in prompts if p["fact_id"] == fid)
+        n_open += not determined
+        for i, v in enumerate((a1, a2, a3, a4)):
             ok[i] += v
-        pl = per_layer.setdefault(L, [0, 0])
+        pl = per_layer.setdefault(L, [0, 0, 0])
         pl[0] += 1
-        pl[1] += a1 and a2 and a3
-        if not (a1 and a2 and a3):
+        pl[1] += a1 and a2 and a3 and (a4 or not determined)
+        pl[2] += agrees
+        if not (a1 and a2 and a3 and (a4 or not determined)):
             fail(f"fact {fid} ({g['subject']} {g['relation']} -> {g['object']}), layer {L} neuron {n}: "
                  f"top trigger in fact prompt {a1}, value top-1 is the object {a2}, "
-                 f"prompt-end trigger agrees {a3}; triggers {list(zip(docs, nxt, rk))[:4]}")
+                 f"prompt-end trigger agrees {a3}, top trigger agrees {a4}; triggers "
+                 f"{list(zip(docs, nxt, rk))[:4]}")
     ag = f["agreement"]
-    print("layer planted ok | agreement table: eval agree share top_median_rank")
+    print("layer planted ok agree | agreement table: eval agree share top_median_rank")
     for s, L in enumerate(ag["layer"][()]):
-        pl = per_layer.get(int(L), [0, 0])
-        print(f"{int(L):5d} {pl[0]:7d} {pl[1]:3d} | {ag['n_eval'][s]:4d} {ag['n_agree'][s]:5d} "
+        pl = per_layer.get(int(L), [0, 0, 0])
+        print(f"{int(L):5d} {pl[0]:7d} {pl[1]:3d} {pl[2]:5d} | {ag['n_eval'][s]:4d} {ag['n_agree'][s]:5d} "
               f"{ag['share_agree'][s]:6.3f} {ag['top_median_rank'][s]:6.1f}")
-        if pl[0] and ag["n_eval"][s] != pl[0]:
-            fail(f"layer {int(L)}: {ag['n_eval'][s]} neurons evaluated, {pl[0]} planted")
+        if ag["n_eval"][s] != pl[0] or ag["n_agree"][s] != pl[2]:
+            fail(f"layer {int(L)}: agreement table evaluates {ag['n_eval'][s]} neurons, {ag['n_agree'][s]} "
+                 f"agreeing; ground truth: {pl[0]} planted, {pl[2]} agreeing")
     print(f"triggers_demo: {len(gt)} planted neurons: top trigger in the fact's prompt {ok[0]}, "
-          f"value top-1 = object {ok[1]}, prompt-end trigger's next token ranked 0 {ok[2]}")
+          f"value top-1 = object {ok[1]}, prompt-end trigger's next token ranked 0 {ok[2]}, "
+          f"top trigger agrees {ok[3]} ({len(gt) - n_open} required; {n_open} facts have a prompt "
+          f"that holds its key words before its end)")
     if FAILS:
         print(f"triggers_demo: FAILED ({len(FAILS)})")
         return 1
@@ -292,15 +371,28 @@ def main():
                 if cnt[j] != len(order):
                     fail(f"layer {L} neuron {j}: {cnt[j]} triggers, expected {len(order)}")
                     continue
+                hv_rank = hkey if rank_by == "post" else hpre
                 for r in range(cnt[j]):
                     checked += 1
+                    # In probe's own float32 values the order must be exact:
+                    # strictly decreasing, equal values by (doc, position).
+                    if r and not (hv_rank[j, r - 1] > hv_rank[j, r] or
+                                  (hv_rank[j, r - 1] == hv_rank[j, r] and
+                                   (hdoc[j, r - 1], hpos[j, r - 1]) < (hdoc[j, r], hpos[j, r]))):
+                        fail(f"layer {L} neuron {j} rank {r}: out of order in probe's own values")
                     d, p = int(hdoc[j, r]), int(hpos[j, r])
                     rd, rp = int(where[order[r], 0]), int(where[order[r], 1])
                     i = index.get((d, p))
                     if i is None:
                         fail(f"layer {L} neuron {j} rank {r}: ({d},{p}) is not a counted position")
                         continue
-                    tol = 2e-5 + 2e-5 * abs(v[order[r]])
+                    # Against this float64 forward pass, probe's float32
+                    # activations are off by up to ~1e-5 (printed below as the
+                    # worst activation difference); two positions whose float64
+                    # values are closer than twice that may come out in either
+                    # order.  Such a swap is accepted and counted; anything
+                    # farther apart is a wrong trigger.
+                    tol = NEAR_TIE_ABS + NEAR_TIE_REL * abs(v[order[r]])
                     if (d, p) == (rd, rp):
                         exact += 1
                     elif abs(v[i] - v[order[r]]) <= tol:
@@ -385,12 +477,34 @@ def main():
                 slack = int((np.abs(G[:, j]) < 1e-5).sum())
                 if abs(int(stats["active_count"][j]) - act) > slack:
                     fail(f"layer {L} neuron {j}: active {stats['active_count'][j]} vs {act}")
-                qs = stats["quantile_probs"][()]
-                for qi, q in enumerate(qs):
-                    est = stats["quantiles"][qi, j]
-                    frac = (x <= est).mean()
-                    if not (q - 0.15 <= frac <= min(1.0, q + 0.15)):
-                        fail(f"layer {L} neuron {j}: quantile {q} estimate {est} has {frac:.3f} below it")
+            # Running quantiles: the P^2 estimate of the documented subsample
+            # (every quantile_every-th counted position, in corpus order),
+            # recomputed by p2_quantiles() below.  The estimate is not the
+            # sample quantile and can sit far from it on small or multimodal
+            # samples, so it is compared with the same estimator, not with
+            # np.quantile; how far it is from the exact quantile is printed.
+            qs = stats["quantile_probs"][()]
+            qe = int(at["quantile_every"])
+            sub = K[::qe]
+            for qi, q in enumerate(qs):
+                est = stats["quantiles"][qi]
+                want = p2_quantiles(sub, q)
+                spread = K.max(axis=0) - K.min(axis=0)
+                tol = 1e-4 * spread + 1e-5
+                bad = np.nonzero(~(np.abs(est - want) <= tol))[0]
+                # A float32/float64 near-tie can flip one comparison of the
+                # estimator (which marker cell a value falls in); that changes
+                # its path for that neuron only.  Tolerate it in at most 1% of
+                # the neurons (and print them); a broken estimator, a wrong
+                # subsample or a mixed-up layout fails nearly all of them.
+                if len(bad) > max(1, Fn // 100):
+                    for jj in bad[:5]:
+                        fail(f"layer {L} neuron {jj}: quantile {q}: {est[jj]!r} vs P^2 reference {want[jj]!r}")
+                    fail(f"layer {L}: quantile {q}: {len(bad)} of {Fn} neurons differ from the P^2 reference")
+                rank_err = np.abs((K <= est).mean(axis=0) - q)
+                print(f"layer {L}: quantile {q}: P^2 of {len(sub)} values, {Fn - len(bad)}/{Fn} neurons match "
+                      f"the reference (worst {np.abs(est - want).max():.2e}); share below the estimate "
+                      f"off by {np.median(rank_err):.3f} median, {rank_err.max():.3f} worst")
             hist = stats["hist_counts"][()]
             if int(hist.sum()) != P * Fn:
                 fail(f"layer {L}: histogram holds {hist.sum()} values, expected {P * Fn}")
@@ -436,6 +550,10 @@ def main():
             if (int(row.next_id) < 0) != (row.next_token == ""):
                 fail(f"CSV row {L}/{j}/{r}: next_token {row.next_token!r} for id {row.next_id}")
         print(f"csv: {len(df)} rows match the HDF5 file")
+    # Near-ties are rare; many swaps mean a systematic order bug hiding
+    # under the tolerance.
+    if swaps > max(5, checked // 100):
+        fail(f"{swaps} of {checked} triggers out of the reference's order (near-ties should be rare)")
     print(f"triggers_ref: {checked} triggers checked: {exact} in identical order, {swaps} swapped "
           f"float32 near-ties; worst activation difference {worst_act:.2e}; "
           f"{P} positions, {n_docs} documents")

@@ -4,15 +4,19 @@ vocabulary space, Geva et al. 2021/2022).
 
 Reads the model weights itself (tests/ref/llama_ref.py's loaders: llama2.c
 checkpoints and GGUF, Q8_0/Q4_0 dequantised there as q * d exactly as ggml
-defines it), computes every neuron's projection in float64 as
+defines it; Hugging Face folders through tests/ref/hf_ref.py's safetensors
+reader: gpt2, llama/mistral/qwen2, gpt_neox), computes every neuron's
+projection in float64 as
 
     none   s = E @ v            gain  s = E @ (g * v)
-    final  s = E @ (v / sqrt(mean(v^2) + eps) * g)        (RMSNorm models)
+    final  s = E @ (v / sqrt(mean(v^2) + eps) * g)                  (RMSNorm)
+           s = E @ ((v - mean(v)) / sqrt(var(v) + eps) * g + b)     (LayerNorm)
 
-with v = column i of the layer's W2 / ffn_down (d, n_ff) and E the LM head
-(vocab, d), ranks with a full stable argsort (top: descending score, bottom:
+with v = column i of the layer's W2 / ffn_down / down_proj / dense_4h_to_h
+(d, n_ff), or row i of GPT-2's Conv1D c_proj (n_ff, d), and E the LM head
+(vocab, d) (tied: the token embedding), ranks with a full stable argsort (top: descending score, bottom:
 ascending score, equal scores -> lower token id first) and compares probe's
-CSV or HDF5 output with that.
+CSV (read with pandas) or HDF5 (read with h5py) output with that.
 
 Ids must be exact.  (probe ranks by exact double-precision scores of its
 float32 candidates, so it should agree with this float64 reference.  With
@@ -29,7 +33,7 @@ Commands (exit status 0 = agreement; the last line says what was compared):
 """
 
 import argparse
-import csv
+import json
 import os
 import struct
 import sys
@@ -43,27 +47,85 @@ import llama_ref  # noqa: E402
 U32 = 2.0 ** -24
 
 
+class HFModel:
+    """What the projections need from a Hugging Face folder, read with
+    hf_ref.py's own safetensors reader (float64):
+      gpt2      value i = row i of h.{l}.mlp.c_proj.weight (Conv1D, (n_ff, d));
+                E = lm_head.weight or the tied wte; final LayerNorm ln_f (+ bias)
+      llama     value i = column i of mlp.down_proj.weight (d, n_ff);
+      (mistral, E = lm_head.weight or the tied embed_tokens; RMSNorm model.norm
+       qwen2)
+      gpt_neox  value i = column i of mlp.dense_4h_to_h.weight (d, n_ff);
+                E = embed_out.weight or the tied embed_in; LayerNorm
+                final_layer_norm (+ bias)"""
+
+    def __init__(self, path):
+        import hf_ref
+        with open(os.path.join(path, "config.json")) as f:
+            cfg = json.load(f)
+        w = hf_ref.read_folder(path)
+        mt = cfg["model_type"]
+        self.fmt = "hf"
+        self.extra = {}
+        if mt == "gpt2":
+            p = "transformer." if "transformer.wte.weight" in w else ""
+            n = cfg["n_layer"]
+            self.values = [w["%sh.%d.mlp.c_proj.weight" % (p, l)] for l in range(n)]
+            self.E = w.get("lm_head.weight", w[p + "wte.weight"])
+            self.g, self.b = w[p + "ln_f.weight"], w[p + "ln_f.bias"]
+            self.eps, self.rms = cfg.get("layer_norm_epsilon", 1e-5), False
+        elif mt in ("llama", "mistral", "qwen2"):
+            n = cfg["num_hidden_layers"]
+            self.values = [w["model.layers.%d.mlp.down_proj.weight" % l].T for l in range(n)]
+            self.E = w.get("lm_head.weight", w["model.embed_tokens.weight"])
+            self.g, self.b = w["model.norm.weight"], None
+            self.eps, self.rms = cfg.get("rms_norm_eps", 1e-6), True
+        elif mt == "gpt_neox":
+            n = cfg["num_hidden_layers"]
+            self.values = [w["gpt_neox.layers.%d.mlp.dense_4h_to_h.weight" % l].T for l in range(n)]
+            self.E = w.get("embed_out.weight", w["gpt_neox.embed_in.weight"])
+            self.g, self.b = w["gpt_neox.final_layer_norm.weight"], w["gpt_neox.final_layer_norm.bias"]
+            self.eps, self.rms = cfg.get("layer_norm_eps", 1e-5), False
+        else:
+            raise SystemExit("values_ref: model_type %s not covered" % mt)
+
+
+class LlamaModel:
+    """llama2.c / GGUF through llama_ref.py's loaders: value i = column i of
+    w2 (d, n_ff), E = wcls, RMSNorm rms_final."""
+
+    def __init__(self, path):
+        m = llama_ref.load_model(path)
+        self.fmt, self.extra = m.fmt, m.extra
+        self.values = [np.asarray(m.w2[l]).T for l in range(m.n_layers)]
+        self.E = m.wcls
+        self.g, self.b, self.eps, self.rms = m.rms_final, None, m.eps, True
+
+
 class Ref:
     """Float64 projections of every neuron of every layer."""
 
     def __init__(self, path, norm):
-        m = llama_ref.load_model(path)
+        m = HFModel(path) if os.path.isdir(path) else LlamaModel(path)
         self.m = m
         self.norm = norm
-        E = m.wcls                                   # (vocab, d)
+        E = np.asarray(m.E, dtype=np.float64)        # (vocab, d)
         self.vocab, self.d = E.shape
         self.layers = []
-        for l in range(m.n_layers):
-            W = m.w2[l]                              # (d, n_ff): value i = column i
-            V = W.T.copy()                           # (n_ff, d)
+        for V in m.values:                           # (n_ff, d): row i = value vector i
+            V = np.ascontiguousarray(V, dtype=np.float64)
             vn = np.sqrt((V * V).sum(axis=1))
             if norm == "none":
                 X = V
             elif norm == "gain":
-                X = V * m.rms_final[None, :]
-            elif norm == "final":
+                X = V * m.g[None, :]
+            elif norm == "final" and m.rms:
                 rms = np.sqrt((V * V).mean(axis=1, keepdims=True) + m.eps)
-                X = V / rms * m.rms_final[None, :]
+                X = V / rms * m.g[None, :]
+            elif norm == "final":
+                mu = V.mean(axis=1, keepdims=True)
+                var = ((V - mu) ** 2).mean(axis=1, keepdims=True)
+                X = (V - mu) / np.sqrt(var + m.eps) * m.g[None, :] + m.b[None, :]
             else:
                 raise ValueError(norm)
             # einsum's own loop (no BLAS): every token's sum runs in the same
@@ -122,16 +184,22 @@ class Checker:
 
 
 def read_csv(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    """Rows as dicts of strings, read by pandas (text kept as written)."""
+    import pandas as pd
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    return df.to_dict("records")
+
+
+def csv_header(path):
+    import pandas as pd
+    return list(pd.read_csv(path, dtype=str, keep_default_na=False, nrows=0).columns)
 
 
 def check_csv(ref, path, softmax, ck):
     rows = read_csv(path)
     want_cols = ["layer", "neuron", "direction", "rank", "token_id", "token", "score", "norm",
                  "value_norm", "max_logit", "entropy"] + (["prob"] if softmax else [])
-    with open(path, newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f))
+    header = csv_header(path)
     if header != want_cols:
         ck.err("CSV header %s, expected %s" % (header, want_cols))
         return
@@ -176,6 +244,8 @@ def check_csv(ref, path, softmax, ck):
 def token_pieces(ref):
     """Printable ASCII pieces of the model's vocabulary (others: None)."""
     path = ref.m.extra.get("tokenizer_path")
+    if ref.m.fmt == "hf":
+        return []                   # the test folders carry no tokenizer
     if ref.m.fmt == "gguf":
         toks = ref.m.extra["meta"].get("tokenizer.ggml.tokens")
         raw = [t.encode("utf-8") for t in toks] if toks is not None else None
@@ -262,6 +332,7 @@ def cmd_promotes(a):
     rev = read_csv(a.rev)
     ck = Checker()
     prev = None
+    in_lists = 0
     for row in rev:
         l, i, rank = int(row["layer"]), int(row["neuron"]), int(row["rank"])
         sc = float(row["score"])
@@ -278,6 +349,7 @@ def cmd_promotes(a):
             continue
         k = len(top)
         if rank < k:
+            in_lists += 1
             t = top[rank]
             if int(t["token_id"]) != x or t["score"] != row["score"]:
                 ck.err("L%d N%d: --promotes says rank %d score %s, forward table has token %s "
@@ -297,8 +369,8 @@ def cmd_promotes(a):
         ck.err("%d rows, expected one per neuron (%d)" % (ck.neurons, want))
     for msg in ck.fail:
         print("MISMATCH " + msg)
-    print("promotes token %d: neurons compared: %d; worst relative score difference %.3g"
-          % (x, ck.neurons, ck.worst))
+    print("promotes token %d: neurons compared: %d; found at their rank in the forward lists: "
+          "%d; worst relative score difference %.3g" % (x, ck.neurons, in_lists, ck.worst))
     return 1 if ck.fail else 0
 
 
