@@ -126,7 +126,7 @@ check: $(BUILD)/probe $(BUILD)/test_probe $(BUILD)/mkdemo
 	PROBE_BIN=$(abspath $(BUILD)/probe) PROBE_SHARED=$(SHARED) PROBE_PY=$(PY) \
 	  PROBE_MKDEMO=$(abspath $(BUILD)/mkdemo) PROBE_FACTS=$(abspath data/facts.csv) \
 	  ASAN_OPTIONS=log_path=$(abspath $(BUILD)/san/asan) \
-	  LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+	  LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(abspath $(BUILD)/san/ubsan) \
 	  $(BUILD)/test_probe --jobs 2 $(TESTFLAGS)
 	@if [ -n "$$(ls $(BUILD)/san)" ]; then echo "sanitizer reports:"; head -n 40 $(BUILD)/san/*; exit 1; fi
