@@ -8,14 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int rec_hook(void *user, int layer, hook_point_t p, float *data, int T, int width, int pos0) {
+static int rec_hook(void *user, int layer, hook_point_t p, float *data, int T, int width,
+                    int pos0) {
     acts_rec_t *r = user;
     (void)pos0;
     int s = r->slot[layer];
     if (s < 0) return 0;
     size_t n = (size_t)T * width * sizeof(float);
-    if (p == HOOK_FFN_PRE && r->keep_full) memcpy(r->pre[s], data, n);
-    else if (p == HOOK_FFN_UP && r->keep_full) memcpy(r->up[s], data, n);
+    if (p == HOOK_FFN_PRE && r->keep_full)
+        memcpy(r->pre[s], data, n);
+    else if (p == HOOK_FFN_UP && r->keep_full)
+        memcpy(r->up[s], data, n);
     else if (p == HOOK_FFN_KEY) {
         if (r->keep_full) memcpy(r->key[s], data, n);
         r->T = T;
@@ -50,7 +53,8 @@ acts_rec_t *acts_rec_new(const model_t *m, const int *layers, int n, int T_max, 
     r->top_val = malloc((size_t)n * T_max * (r->k ? r->k : 1) * sizeof *r->top_val);
     if (!r->layers || !r->slot || !r->key || !r->pre || !r->up || !r->top_idx || !r->top_val)
         goto oom;
-    for (int l = 0; l < m->cfg.n_layer; l++) r->slot[l] = -1;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        r->slot[l] = -1;
     size_t full = (size_t)T_max * r->n_ff * sizeof(float);
     for (int i = 0; i < n; i++) {
         r->layers[i] = layers[i];
@@ -119,14 +123,16 @@ int acts_parse_layers(const char *spec, int n_layer, int **out, int *n_out) {
                 return err_set("layer %ld is out of range: this model has layers 0..%d (0-based)",
                                b >= n_layer ? b : a, n_layer - 1);
             }
-            for (long l = a; l <= b; l++) sel[l] = 1;
+            for (long l = a; l <= b; l++)
+                sel[l] = 1;
             if (*p == '\0') break;
             if (*p != ',') goto bad;
             p++;
         }
     }
     int n = 0;
-    for (int l = 0; l < n_layer; l++) n += sel[l];
+    for (int l = 0; l < n_layer; l++)
+        n += sel[l];
     *out = malloc((size_t)n * sizeof **out);
     if (!*out) {
         free(sel);
@@ -140,6 +146,6 @@ int acts_parse_layers(const char *spec, int n_layer, int **out, int *n_out) {
     return 0;
 bad:
     free(sel);
-    return err_set("layer list '%s' is not understood: use N, N,M, N-M or all (0-based, 0..%d)", spec,
-                   n_layer - 1);
+    return err_set("layer list '%s' is not understood: use N, N,M, N-M or all (0-based, 0..%d)",
+                   spec, n_layer - 1);
 }

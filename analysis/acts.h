@@ -10,17 +10,17 @@
 #include "core/fwd.h"
 
 typedef struct {
-    int n_layers;    /* selected layers */
-    int *layers;     /* (n_layers) 0-based indices, ascending; owned */
-    int *slot;       /* (model n_layer) slot of a layer or -1; owned */
+    int n_layers; /* selected layers */
+    int *layers;  /* (n_layers) 0-based indices, ascending; owned */
+    int *slot;    /* (model n_layer) slot of a layer or -1; owned */
     int n_ff, T_max, gated;
-    int keep_full;   /* keep (T, n_ff) buffers (for HDF5); else only top-K */
-    int k;           /* top-K per token */
-    int by_abs;      /* rank by |activation| instead of value */
+    int keep_full;            /* keep (T, n_ff) buffers (for HDF5); else only top-K */
+    int k;                    /* top-K per token */
+    int by_abs;               /* rank by |activation| instead of value */
     float **key, **pre, **up; /* per slot (T_max, n_ff) when keep_full; owned */
-    int *top_idx;    /* (n_layers, T_max, k) */
-    float *top_val;  /* (n_layers, T_max, k) */
-    int T;           /* tokens recorded for the current prompt */
+    int *top_idx;             /* (n_layers, T_max, k) */
+    float *top_val;           /* (n_layers, T_max, k) */
+    int T;                    /* tokens recorded for the current prompt */
 } acts_rec_t;
 
 /* LAYERS: N selected 0-based layers (validated by the caller). NULL with err set. */

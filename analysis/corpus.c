@@ -22,23 +22,23 @@ struct corpus {
     FILE *fp;
     int own_fp;
     corpus_fmt_t fmt;
-    size_t cap;        /* MAX_DOC */
-    char *rbuf;        /* (RBUF_BYTES) read buffer */
+    size_t cap; /* MAX_DOC */
+    char *rbuf; /* (RBUF_BYTES) read buffer */
     size_t rpos, rlen;
     int eof;
-    char *line;        /* (cap + 1) current line or line piece */
+    char *line; /* (cap + 1) current line or line piece */
     size_t line_len;
-    int line_partial;  /* the line goes on in the next piece */
-    int line_cont;     /* this piece continues the previous one */
-    char carry[4];     /* bytes of a character cut at a piece boundary */
+    int line_partial; /* the line goes on in the next piece */
+    int line_cont;    /* this piece continues the previous one */
+    char carry[4];    /* bytes of a character cut at a piece boundary */
     int ncarry;
-    int pending;       /* TEXT: the line in `line` still has to be placed */
-    char *doc;         /* (cap + 1) the document handed out */
+    int pending; /* TEXT: the line in `line` still has to be placed */
+    char *doc;   /* (cap + 1) the document handed out */
     size_t doc_len;
     int reset_doc;
     char *path;
     corpus_stats_t st;
-    int ranged;        /* corpus_set_range: read only LEFT more bytes */
+    int ranged; /* corpus_set_range: read only LEFT more bytes */
     uint64_t left;
 };
 
@@ -140,7 +140,8 @@ static int fill(corpus_t *c) {
  * boundary: before a multi-byte sequence that does not fit. */
 static size_t cut_point(const char *s, size_t cap) {
     size_t i = cap;
-    while (i > 0 && cap - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80) i--;
+    while (i > 0 && cap - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--;
     if (i == 0) return cap;
     size_t lead = i - 1;
     int l = utf8_len((unsigned char)s[lead]);
@@ -377,7 +378,8 @@ int corpus_boundary(const char *path, corpus_fmt_t fmt, size_t max_doc, uint64_t
     }
     uint64_t pos = offset - 1;
     int ch;
-    while ((ch = getc(fp)) != EOF && ch != '\n') pos++;
+    while ((ch = getc(fp)) != EOF && ch != '\n')
+        pos++;
     if (ch == EOF) goto end;
     pos++; /* a line starts at POS */
     if (fmt != CORPUS_TEXT) {

@@ -55,7 +55,8 @@ static int write_nd(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const
         H5Pset_deflate(pl, 4);
     }
     hid_t ds = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
-    herr_t r = ds < 0 ? -1 : (rows > 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
+    herr_t r =
+        ds < 0 ? -1 : (rows > 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
     if (ds >= 0) H5Dclose(ds);
     H5Pclose(pl);
     H5Sclose(sp);

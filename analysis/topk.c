@@ -26,9 +26,8 @@ void topk_select(const float *v, int n, int k, int by_abs, int negate, int *idx)
             for (;;) {
                 int c = 2 * p + 1;
                 if (c >= sz) break;
-                if (c + 1 < sz &&
-                    below(key_of(v, idx[c + 1], by_abs, negate), idx[c + 1],
-                          key_of(v, idx[c], by_abs, negate), idx[c]))
+                if (c + 1 < sz && below(key_of(v, idx[c + 1], by_abs, negate), idx[c + 1],
+                                        key_of(v, idx[c], by_abs, negate), idx[c]))
                     c++;
                 if (!below(key_of(v, idx[c], by_abs, negate), idx[c], ki, i)) break;
                 idx[p] = idx[c];
@@ -55,9 +54,8 @@ void topk_select(const float *v, int n, int k, int by_abs, int negate, int *idx)
         for (;;) {
             int c = 2 * p + 1;
             if (c >= end) break;
-            if (c + 1 < end &&
-                below(key_of(v, idx[c + 1], by_abs, negate), idx[c + 1],
-                      key_of(v, idx[c], by_abs, negate), idx[c]))
+            if (c + 1 < end && below(key_of(v, idx[c + 1], by_abs, negate), idx[c + 1],
+                                     key_of(v, idx[c], by_abs, negate), idx[c]))
                 c++;
             if (!below(key_of(v, idx[c], by_abs, negate), idx[c], kl, last)) break;
             idx[p] = idx[c];

@@ -13,6 +13,7 @@
 #include "triggers.h"
 
 #include "core/err.h"
+#include "core/mfile.h"
 
 #include <gsl/gsl_rstat.h>
 #include <math.h>
@@ -37,9 +38,9 @@ typedef struct {
 
 typedef struct {
     /* running moments (fast path) */
-    double *mean, *M2, *M3, *M4; /* (n_ff) */
-    float *mn, *mx;              /* (n_ff) */
-    int64_t *active;             /* (n_ff) */
+    double *mean, *M2, *M3, *M4;        /* (n_ff) */
+    float *mn, *mx;                     /* (n_ff) */
+    int64_t *active;                    /* (n_ff) */
     gsl_rstat_quantile_workspace **qws; /* (nq, n_ff) */
     gsl_rstat_workspace **rws;          /* (n_ff) exact path */
     int64_t hist[H_BINS];
@@ -65,18 +66,21 @@ struct trg {
     float *bv, *bkey, *bpre, *bup; /* (n_slots, n_ff) */
     int32_t *bpos;                 /* (n_slots, n_ff) */
     /* the current window */
-    float *pre, *up; /* (window, n_ff) counted rows of the current layer */
+    /* The current layer's counted rows (R, n_ff) of the gate (or W1)
+     * pre-activation and the up projection: borrowed from the forward pass,
+     * whose buffers hold them until the layer's key hook returns (fwd.h). */
+    const float *pre, *up;
     const int *ids;
     int n_ids, win0, r0;
     int64_t doc;
     /* statistics */
-    lstats_t *st;                 /* (n_slots) */
+    lstats_t *st; /* (n_slots) */
     int64_t n_qfed;
     trg_counts_t counts;
     int finished;
     uint64_t mem; /* bytes allocated for heaps and statistics */
     /* agreement */
-    int32_t *top1;     /* (n_slots, n_ff) */
+    int32_t *top1;      /* (n_slots, n_ff) */
     trg_agree_t *agree; /* (n_slots) */
 };
 
@@ -106,7 +110,8 @@ void trg_opts_default(trg_opts_t *o, const model_t *m) {
 
 int trg_opts_check(const trg_opts_t *o, const model_t *m) {
     if (!o->stats_only && o->top < 1) return err_set("--top must be at least 1, got %d", o->top);
-    if (!o->stats_only && o->top > 100000) return err_set("--top %d is too large (at most 100000)", o->top);
+    if (!o->stats_only && o->top > 100000)
+        return err_set("--top %d is too large (at most 100000)", o->top);
     if (o->context < 1 || o->context > 65536)
         return err_set("--context must be 1..65536 tokens, got %d", o->context);
     if (o->window < 1) return err_set("--window must be at least 1, got %d", o->window);
@@ -117,7 +122,8 @@ int trg_opts_check(const trg_opts_t *o, const model_t *m) {
         return err_set("--stride must be 1..window (%d), got %d", o->window, o->stride);
     if (o->window == 1 && o->skip_bos)
         return err_set("--window 1 with --skip-bos counts no position; use --no-skip-bos");
-    if (o->stats_only && !o->stats) return err_set("--stats-only and --no-stats leave nothing to do");
+    if (o->stats_only && !o->stats)
+        return err_set("--stats-only and --no-stats leave nothing to do");
     if (o->quantile_every < 1) return err_set("--quantile-every must be at least 1");
     if (o->n_quantiles < 0 || o->n_quantiles > TRG_MAX_QUANTILES)
         return err_set("at most %d quantiles", TRG_MAX_QUANTILES);
@@ -220,7 +226,8 @@ trg_t *trg_new(const model_t *m, const int *layers, int n, const trg_opts_t *o) 
     t->layers = xcalloc((size_t)n, sizeof(int), &total);
     t->slot = xcalloc((size_t)m->cfg.n_layer, sizeof(int), &total);
     if (!t->layers || !t->slot) goto oom;
-    for (int l = 0; l < m->cfg.n_layer; l++) t->slot[l] = -1;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        t->slot[l] = -1;
     for (int i = 0; i < n; i++) {
         PRB_ASSERT(layers[i] >= 0 && layers[i] < m->cfg.n_layer);
         t->layers[i] = layers[i];
@@ -233,12 +240,19 @@ trg_t *trg_new(const model_t *m, const int *layers, int n, const trg_opts_t *o) 
         goto fail;
     }
     if (t->N) {
-        t->ents = xcalloc(SF * N, t->ent_bytes, &total);
+        /* The entries (GPT-2-small: 130 MiB) on 2 MiB pages: each heap
+         * update lands on a different neuron's entries, and with 4 KiB pages
+         * nearly every one was a TLB miss (perf: heap updates and their page
+         * faults ~4% of a pass over a short corpus). */
+        total += (uint64_t)(SF * N) * t->ent_bytes;
+        t->ents = mfile_alloc_huge(SF * N * t->ent_bytes);
+        if (t->ents) memset(t->ents, 0, SF * N * t->ent_bytes);
         t->heap = xcalloc(SF * N, sizeof(int32_t), &total);
         t->cnt = xcalloc(SF, sizeof(int32_t), &total);
         t->thr = xcalloc(SF, sizeof(float), &total);
         if (!t->ents || !t->heap || !t->cnt || !t->thr) goto oom;
-        for (size_t i = 0; i < SF; i++) t->thr[i] = -INFINITY;
+        for (size_t i = 0; i < SF; i++)
+            t->thr[i] = -INFINITY;
         if (o->per == TRG_PER_DOC) {
             t->bv = xcalloc(SF, sizeof(float), &total);
             t->bkey = xcalloc(SF, sizeof(float), &total);
@@ -248,9 +262,6 @@ trg_t *trg_new(const model_t *m, const int *layers, int n, const trg_opts_t *o) 
             if (!t->bv || !t->bkey || !t->bpre || !t->bup || !t->bpos) goto oom;
         }
     }
-    t->pre = xcalloc((size_t)o->window * F, sizeof(float), &total);
-    t->up = t->gated ? xcalloc((size_t)o->window * F, sizeof(float), &total) : NULL;
-    if (!t->pre || (t->gated && !t->up)) goto oom;
     if (o->stats) {
         t->st = xcalloc((size_t)n, sizeof *t->st, &total);
         if (!t->st) goto oom;
@@ -262,8 +273,7 @@ trg_t *trg_new(const model_t *m, const int *layers, int n, const trg_opts_t *o) 
 oom:
     err_set("out of memory: %d layers x %d neurons x top %d x context %d need %.1f MiB or more; "
             "lower --top, --context or --layer",
-            n, t->n_ff, t->N, t->C,
-            (double)(SF * N * (t->ent_bytes + 4) + total) / 1048576.0);
+            n, t->n_ff, t->N, t->C, (double)(SF * N * (t->ent_bytes + 4) + total) / 1048576.0);
 fail:
     trg_free(t);
     return NULL;
@@ -272,7 +282,8 @@ fail:
 void trg_free(trg_t *t) {
     if (!t) return;
     if (t->st)
-        for (int s = 0; s < t->n_slots; s++) stats_free(t, &t->st[s]);
+        for (int s = 0; s < t->n_slots; s++)
+            stats_free(t, &t->st[s]);
     free(t->st);
     free(t->layers);
     free(t->slot);
@@ -285,8 +296,6 @@ void trg_free(trg_t *t) {
     free(t->bpre);
     free(t->bup);
     free(t->bpos);
-    free(t->pre);
-    free(t->up);
     free(t->top1);
     free(t->agree);
     free(t);
@@ -316,7 +325,8 @@ static void fill_entry(const trg_t *t, ent_t *e, float v, float key, float pre, 
     int start = pos - t->C + 1 > 0 ? pos - t->C + 1 : 0;
     e->n_ctx = pos - start + 1;
     e->ctx_prev = start > 0 ? t->ids[start - 1] : -1;
-    for (int i = 0; i < e->n_ctx; i++) e->ctx[i] = t->ids[start + i];
+    for (int i = 0; i < e->n_ctx; i++)
+        e->ctx[i] = t->ids[start + i];
 }
 
 /* Offers a candidate that beat thr[] to neuron J of slot S. */
@@ -408,7 +418,8 @@ static void stats_rows(trg_t *t, int s, const float *key, const float *pre, int 
                 h4[2][hist_bin(x[k + 2])]++;
                 h4[3][hist_bin(x[k + 3])]++;
             }
-            for (; k < nj; k++) h4[0][hist_bin(x[k])]++;
+            for (; k < nj; k++)
+                h4[0][hist_bin(x[k])]++;
         }
         for (int k = 0; k < nj; k++) {
             S->mn[jb + k] = mn[k];
@@ -418,7 +429,8 @@ static void stats_rows(trg_t *t, int s, const float *key, const float *pre, int 
         if (t->o.exact_stats) {
             for (int r = 0; r < R; r++) {
                 const float *x = key + (size_t)r * F + jb;
-                for (int k = 0; k < nj; k++) gsl_rstat_add(x[k], S->rws[jb + k]);
+                for (int k = 0; k < nj; k++)
+                    gsl_rstat_add(x[k], S->rws[jb + k]);
             }
             continue;
         }
@@ -426,7 +438,8 @@ static void stats_rows(trg_t *t, int s, const float *key, const float *pre, int 
          * (Pebay 2008, "Formulas for robust, one-pass parallel computation of
          * covariances and arbitrary-order statistical moments", eqs. 2.1-3.1). */
         double nb = R;
-        for (int k = 0; k < nj; k++) sum[k] /= nb; /* window mean */
+        for (int k = 0; k < nj; k++)
+            sum[k] /= nb; /* window mean */
         for (int r = 0; r < R; r++) {
             const float *x = key + (size_t)r * F + jb;
             for (int k = 0; k < nj; k++) {
@@ -450,14 +463,16 @@ static void stats_rows(trg_t *t, int s, const float *key, const float *pre, int 
             S->mean[j] += delta * nb / n;
         }
     }
-    for (int b = 0; b < H_BINS; b++) hist[b] += (int64_t)h4[0][b] + h4[1][b] + h4[2][b] + h4[3][b];
+    for (int b = 0; b < H_BINS; b++)
+        hist[b] += (int64_t)h4[0][b] + h4[1][b] + h4[2][b] + h4[3][b];
     int nq = t->o.n_quantiles, qe = t->o.quantile_every;
     for (int r = 0; r < R; r++) {
         if ((na + r) % qe) continue;
         const float *x = key + (size_t)r * F;
         for (int q = 0; q < nq; q++) {
             gsl_rstat_quantile_workspace **w = S->qws + (size_t)q * F;
-            for (int j = j0; j < j1; j++) gsl_rstat_quantile_add(x[j], w[j]);
+            for (int j = j0; j < j1; j++)
+                gsl_rstat_quantile_add(x[j], w[j]);
         }
     }
 }
@@ -476,7 +491,8 @@ static void scan_rows(trg_t *t, int s, const float *key, const float *rank, int 
         int pos = t->win0 + t->r0 + r;
         for (int jb = j0; jb < j1; jb += 16) {
             int je = jb + 16 < j1 ? jb + 16 : j1, any = 0;
-            for (int j = jb; j < je; j++) any |= rk[j] > bar[j];
+            for (int j = jb; j < je; j++)
+                any |= rk[j] > bar[j];
             if (!any) continue;
             for (int j = jb; j < je; j++) {
                 if (!(rk[j] > bar[j])) continue;
@@ -509,7 +525,8 @@ static void process_layer(trg_t *t, int s, const float *key, int R) {
         int nth = omp_get_num_threads(), id = omp_get_thread_num();
         /* Contiguous neuron ranges on 16-float boundaries. */
         int blocks = (t->n_ff + 15) / 16;
-        int j0 = (int)((int64_t)blocks * id / nth) * 16, j1 = (int)((int64_t)blocks * (id + 1) / nth) * 16;
+        int j0 = (int)((int64_t)blocks * id / nth) * 16,
+            j1 = (int)((int64_t)blocks * (id + 1) / nth) * 16;
         if (j1 > t->n_ff) j1 = t->n_ff;
         if (j0 > t->n_ff) j0 = t->n_ff;
         if (t->N > 0 && j0 < j1) scan_rows(t, s, key, rank, R, j0, j1);
@@ -533,10 +550,15 @@ int trg_hook(void *user, int layer, hook_point_t p, float *data, int T, int widt
     PRB_ASSERT(width == t->n_ff && T <= t->o.window);
     int R = T - t->r0;
     if (R <= 0) return 0;
-    size_t off = (size_t)t->r0 * width, nb = (size_t)R * width * sizeof(float);
-    if (p == HOOK_FFN_PRE) memcpy(t->pre, data + off, nb);
-    else if (p == HOOK_FFN_UP && t->N > 0) memcpy(t->up, data + off, nb);
-    else if (p == HOOK_FFN_KEY) process_layer(t, s, data + off, R);
+    size_t off = (size_t)t->r0 * width;
+    /* No copies: PRE and UP stay valid until KEY (a copy of both was ~2-3%
+     * of a GPT-2-shaped pass). */
+    if (p == HOOK_FFN_PRE)
+        t->pre = data + off;
+    else if (p == HOOK_FFN_UP)
+        t->up = data + off;
+    else if (p == HOOK_FFN_KEY)
+        process_layer(t, s, data + off, R);
     return 0;
 }
 
@@ -548,13 +570,18 @@ void trg_attach(trg_t *t, fwd_t *f) {
 
 /* ---- documents ---------------------------------------------------------------- */
 
+/* Each neuron's best of the document into its heap.  Neurons are
+ * independent, so threads share them; early in a corpus nearly every neuron
+ * takes its document best, each a few cache misses (GPT-2-shaped: ~7 ms a
+ * document single-threaded). */
 static void flush_doc(trg_t *t) {
-    size_t F = (size_t)t->n_ff;
-    for (int s = 0; s < t->n_slots; s++)
-        for (int j = 0; j < t->n_ff; j++) {
-            size_t o = (size_t)s * F + j;
-            if (t->bv[o] > t->thr[o]) heap_offer(t, s, j, t->bv[o], t->bkey[o], t->bpre[o], t->bup[o], t->bpos[o]);
-        }
+    int64_t SF = (int64_t)t->n_slots * t->n_ff;
+    int F = t->n_ff;
+#pragma omp parallel for schedule(static) if (SF * 32 >= t->o.par_min)
+    for (int64_t o = 0; o < SF; o++)
+        if (t->bv[o] > t->thr[o])
+            heap_offer(t, (int)(o / F), (int)(o % F), t->bv[o], t->bkey[o], t->bpre[o], t->bup[o],
+                       t->bpos[o]);
 }
 
 int trg_run_doc(trg_t *t, fwd_t *f, const int *ids, int n, int64_t doc, int record) {
@@ -565,7 +592,8 @@ int trg_run_doc(trg_t *t, fwd_t *f, const int *ids, int n, int64_t doc, int reco
     t->counts.tokens += n;
     if (n <= 0) return 0;
     if (per_doc)
-        for (size_t i = 0; i < (size_t)t->n_slots * t->n_ff; i++) t->bv[i] = -INFINITY;
+        for (size_t i = 0; i < (size_t)t->n_slots * t->n_ff; i++)
+            t->bv[i] = -INFINITY;
     t->ids = ids;
     t->n_ids = n;
     t->doc = doc;
@@ -665,12 +693,14 @@ int trg_finish(trg_t *t) {
         for (size_t nj = 0; nj < SF; nj++) {
             int32_t *h = t->heap + nj * t->N;
             int c = t->cnt[nj];
-            for (int k = 0; k < c; k++) h[k] = (int32_t)(nj * t->N + h[k]);
+            for (int k = 0; k < c; k++)
+                h[k] = (int32_t)(nj * t->N + h[k]);
             qsort_r(h, (size_t)c, sizeof *h, cmp_ent, t);
         }
     }
     if (t->st)
-        for (int s = 0; s < t->n_slots; s++) finish_stats(t, &t->st[s]);
+        for (int s = 0; s < t->n_slots; s++)
+            finish_stats(t, &t->st[s]);
     return 0;
 }
 
@@ -719,7 +749,8 @@ int trg_get_stats(const trg_t *t, int slot, trg_stats_t *s) {
         hlo[H_NE] = -ldexp(1.0, H_EMIN);
         hhi[H_NE] = ldexp(1.0, H_EMIN);
         dlo[0] = -INFINITY;
-        for (int b = 0; b < D_BINS - 1; b++) dlo[1 + b] = -8.0 + 0.5 * b;
+        for (int b = 0; b < D_BINS - 1; b++)
+            dlo[1 + b] = -8.0 + 0.5 * b;
         init = 1;
     }
     const lstats_t *S = &t->st[slot];
@@ -757,7 +788,8 @@ static void value_block(const trg_t *t, int L, const float *WD, int i0, int nb, 
         return;
     }
     for (int b = 0; b < nb; b++) /* (d, n_ff): value i is column i */
-        for (int k = 0; k < d; k++) V[(size_t)b * d + k] = WD[(size_t)k * F + i0 + b];
+        for (int k = 0; k < d; k++)
+            V[(size_t)b * d + k] = WD[(size_t)k * F + i0 + b];
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -819,8 +851,10 @@ int trg_agreement(trg_t *t) {
                     if (e->next < 0 || e->next >= V) continue;
                     float x = row[e->next];
                     int64_t gt = 0, eq = 0;
-                    for (int v = 0; v < V; v++) gt += row[v] > x;
-                    for (int v = 0; v < e->next; v++) eq += row[v] == x;
+                    for (int v = 0; v < V; v++)
+                        gt += row[v] > x;
+                    for (int v = 0; v < e->next; v++)
+                        eq += row[v] == x;
                     e->next_rank = (int32_t)(gt + eq);
                 }
             }
@@ -849,11 +883,13 @@ int trg_agreement(trg_t *t) {
         a->share_agree = a->n_eval ? (double)a->n_agree / a->n_eval : NAN;
         a->n_ranks = nr;
         double sum = 0;
-        for (int64_t i = 0; i < nr; i++) sum += ranks[i];
+        for (int64_t i = 0; i < nr; i++)
+            sum += ranks[i];
         a->mean_rank = nr ? sum / (double)nr : NAN;
         a->median_rank = median_of(ranks, nr);
         sum = 0;
-        for (int64_t i = 0; i < nt; i++) sum += tranks[i];
+        for (int64_t i = 0; i < nt; i++)
+            sum += tranks[i];
         a->top_mean_rank = nt ? sum / (double)nt : NAN;
         a->top_median_rank = median_of(tranks, nt);
     }
@@ -906,15 +942,17 @@ int trg_pack(const trg_t *t, void **buf, size_t *len) {
     if (t->o.exact_stats) return err_set("--exact-stats is a single-process reference path");
     size_t F = (size_t)t->n_ff, SF = (size_t)t->n_slots * F, nq = (size_t)t->o.n_quantiles;
     size_t n_ent = 0;
-    for (size_t nj = 0; nj < SF && t->N; nj++) n_ent += (size_t)t->cnt[nj];
+    for (size_t nj = 0; nj < SF && t->N; nj++)
+        n_ent += (size_t)t->cnt[nj];
     size_t per_slot = F * (4 * sizeof(double) + 2 * sizeof(float) + sizeof(int64_t)) +
                       H_BINS * sizeof(int64_t) + nq * F * sizeof(gsl_rstat_quantile_workspace);
     size_t total = sizeof(pack_hdr_t) + (t->N ? SF * sizeof(int32_t) : 0) + n_ent * t->ent_bytes +
                    (t->st ? (size_t)t->n_slots * per_slot : 0);
     unsigned char *b = malloc(total), *p = b;
     if (!b) return err_set("out of memory packing %.1f MiB of triggers", total / 1048576.0);
-    pack_hdr_t h = {PACK_MAGIC, t->n_slots, t->n_ff, t->N, t->C, t->st != NULL, (int32_t)nq,
-                    t->o.quantile_every, 0, t->ent_bytes, t->counts};
+    pack_hdr_t h = {PACK_MAGIC, t->n_slots,    t->n_ff,     t->N,
+                    t->C,       t->st != NULL, (int32_t)nq, t->o.quantile_every,
+                    0,          t->ent_bytes,  t->counts};
     memcpy(p, &h, sizeof h);
     p += sizeof h;
     if (t->N) {
@@ -937,7 +975,8 @@ int trg_pack(const trg_t *t, void **buf, size_t *len) {
         PUT(S->mx, F * sizeof(float));
         PUT(S->active, F * sizeof(int64_t));
         PUT(S->hist, H_BINS * sizeof(int64_t));
-        for (size_t i = 0; i < nq * F; i++) PUT(S->qws[i], sizeof(gsl_rstat_quantile_workspace));
+        for (size_t i = 0; i < nq * F; i++)
+            PUT(S->qws[i], sizeof(gsl_rstat_quantile_workspace));
 #undef PUT
     }
     PRB_ASSERT((size_t)(p - b) == total);
@@ -999,10 +1038,11 @@ static double p2_count(const gsl_rstat_quantile_workspace *w, double x) {
 }
 
 /* The height where the summed count of A and B reaches TARGET. */
-static double p2_inverse(const gsl_rstat_quantile_workspace *a, const gsl_rstat_quantile_workspace *b,
-                         double target) {
+static double p2_inverse(const gsl_rstat_quantile_workspace *a,
+                         const gsl_rstat_quantile_workspace *b, double target) {
     double x[10];
-    for (int i = 0; i < 5; i++) x[i] = a->q[i], x[5 + i] = b->q[i];
+    for (int i = 0; i < 5; i++)
+        x[i] = a->q[i], x[5 + i] = b->q[i];
     qsort(x, 10, sizeof *x, cmp_double);
     double lo = x[0], clo = p2_count(a, lo) + p2_count(b, lo);
     if (target <= clo) return lo;
@@ -1022,12 +1062,14 @@ static double p2_inverse(const gsl_rstat_quantile_workspace *a, const gsl_rstat_
 static void p2_merge(gsl_rstat_quantile_workspace *a, const gsl_rstat_quantile_workspace *b) {
     if (b->n == 0) return;
     if (b->n < 5) {
-        for (size_t i = 0; i < b->n; i++) gsl_rstat_quantile_add(b->q[i], a);
+        for (size_t i = 0; i < b->n; i++)
+            gsl_rstat_quantile_add(b->q[i], a);
         return;
     }
     if (a->n < 5) {
         gsl_rstat_quantile_workspace tmp = *b;
-        for (size_t i = 0; i < a->n; i++) gsl_rstat_quantile_add(a->q[i], &tmp);
+        for (size_t i = 0; i < a->n; i++)
+            gsl_rstat_quantile_add(a->q[i], &tmp);
         *a = tmp;
         return;
     }
@@ -1060,7 +1102,8 @@ int trg_merge(trg_t *t, const void *buf, size_t len) {
         h.ent_bytes != t->ent_bytes)
         return err_set("merging triggers: the ranks disagree about layers, neurons or options");
     if (t->N) {
-        if ((size_t)(end - p) < SF * sizeof(int32_t)) return err_set("merging triggers: short state");
+        if ((size_t)(end - p) < SF * sizeof(int32_t))
+            return err_set("merging triggers: short state");
         const int32_t *cnt = (const int32_t *)p;
         p += SF * sizeof(int32_t);
         for (size_t nj = 0; nj < SF; nj++) {
@@ -1090,7 +1133,8 @@ int trg_merge(trg_t *t, const void *buf, size_t len) {
             } else {
                 double d = mb[j] - S->mean[j], d2 = d * d;
                 double M2a = S->M2[j], M3a = S->M3[j];
-                S->M4[j] += M4b[j] + d2 * d2 * na * nb * (na * na - na * nb + nb * nb) / (n * n * n) +
+                S->M4[j] += M4b[j] +
+                            d2 * d2 * na * nb * (na * na - na * nb + nb * nb) / (n * n * n) +
                             6.0 * d2 * (na * na * M2b[j] + nb * nb * M2a) / (n * n) +
                             4.0 * d * (na * M3b[j] - nb * M3a) / n;
                 S->M3[j] += M3b[j] + d2 * d * na * nb * (na - nb) / (n * n) +
@@ -1119,7 +1163,8 @@ int trg_merge(trg_t *t, const void *buf, size_t len) {
         }
         p = q;
     }
-    if (p != end) return err_set("merging triggers: %zu stray bytes in the state", (size_t)(end - p));
+    if (p != end)
+        return err_set("merging triggers: %zu stray bytes in the state", (size_t)(end - p));
     t->counts.docs += h.counts.docs;
     t->counts.tokens += h.counts.tokens;
     t->counts.counted += h.counts.counted;

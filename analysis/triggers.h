@@ -60,7 +60,7 @@ typedef struct {
     int quantile_every; /* fast path: feed quantile estimators every k-th position */
     int n_quantiles;
     double quantiles[TRG_MAX_QUANTILES]; /* in (0, 1) */
-    int64_t par_min;    /* values in a layer window below which the hook uses one thread */
+    int64_t par_min; /* values in a layer window below which the hook uses one thread */
 } trg_opts_t;
 
 /* Defaults: top 20, context 32, window = the model's context (at most 2048;
@@ -94,10 +94,10 @@ int trg_run_doc(trg_t *t, fwd_t *f, const int *ids, int n, int64_t doc, int reco
 
 /* Counters. */
 typedef struct {
-    int64_t docs;        /* documents run */
-    int64_t tokens;      /* document tokens */
-    int64_t counted;     /* positions counted (per layer) */
-    int64_t fwd_tokens;  /* tokens through the model (windows overlap with stride < window) */
+    int64_t docs;       /* documents run */
+    int64_t tokens;     /* document tokens */
+    int64_t counted;    /* positions counted (per layer) */
+    int64_t fwd_tokens; /* tokens through the model (windows overlap with stride < window) */
     int64_t windows;
 } trg_counts_t;
 const trg_counts_t *trg_counts(const trg_t *t);
@@ -108,9 +108,9 @@ int trg_finish(trg_t *t);
 
 /* One trigger, as kept (valid until trg_free). */
 typedef struct {
-    float key;          /* key activation m_i */
-    float pre;          /* pre-activation: gate.x (gated) or W1.x + b1 */
-    float up;           /* up.x (gated FFNs; 0 otherwise) */
+    float key; /* key activation m_i */
+    float pre; /* pre-activation: gate.x (gated) or W1.x + b1 */
+    float up;  /* up.x (gated FFNs; 0 otherwise) */
     int64_t doc;
     int32_t pos;        /* position in the document's tokens (BOS = 0) */
     int32_t token;      /* the trigger token id */
@@ -134,10 +134,10 @@ void trg_get(const trg_t *t, int slot, int neuron, int rank, trg_entry_t *e);
 typedef struct {
     const double *mean, *variance, *skewness, *kurtosis;
     const float *min, *max;
-    const int64_t *active;   /* positions with pre-activation > 0 */
-    const double *density;   /* active / counted */
-    const double *quantile;  /* (n_quantiles, n_ff) */
-    int64_t n;               /* counted positions */
+    const int64_t *active;  /* positions with pre-activation > 0 */
+    const double *density;  /* active / counted */
+    const double *quantile; /* (n_quantiles, n_ff) */
+    int64_t n;              /* counted positions */
     /* Key activations by sign and magnitude octave: bin b covers signed values
      * in [lo[b], hi[b]) for positives, (lo[b], hi[b]] for negatives (the
      * octave 2^e <= |x| < 2^(e+1)); the middle bin holds |x| < 2^-24 and 0;
@@ -169,13 +169,13 @@ typedef struct {
     /* A neuron's top trigger here is its strongest trigger that has a next
      * token (one at a document's end has none); it is evaluated when its
      * ranking activation is > 0 (a neuron never active has no trigger). */
-    int n_eval;            /* neurons evaluated */
-    int n_agree;           /* ... whose value top-1 token is that next token */
-    double share_agree;    /* n_agree / n_eval (NaN if n_eval is 0) */
-    int64_t n_ranks;       /* triggers with a next token */
+    int n_eval;                            /* neurons evaluated */
+    int n_agree;                           /* ... whose value top-1 token is that next token */
+    double share_agree;                    /* n_agree / n_eval (NaN if n_eval is 0) */
+    int64_t n_ranks;                       /* triggers with a next token */
     double mean_rank, median_rank;         /* over all those triggers */
     double top_mean_rank, top_median_rank; /* over the evaluated top triggers */
-    int vocab;             /* chance: share 1/vocab, mean rank (vocab-1)/2 */
+    int vocab;                             /* chance: share 1/vocab, mean rank (vocab-1)/2 */
 } trg_agree_t;
 /* Per-layer table after trg_agreement; NULL before. */
 const trg_agree_t *trg_agree_table(const trg_t *t, int slot);

@@ -55,7 +55,8 @@ static size_t buf_n;
 static int write_floats(FILE *f, int64_t n, float scale, float cval) {
     while (n > 0) {
         size_t k = (size_t)n < buf_n ? (size_t)n : buf_n;
-        for (size_t i = 0; i < k; i++) buf[i] = scale != 0.0f ? rng_normal() * scale : cval;
+        for (size_t i = 0; i < k; i++)
+            buf[i] = scale != 0.0f ? rng_normal() * scale : cval;
         if (fwrite(buf, sizeof(float), k, f) != k) return -1;
         n -= (int64_t)k;
     }
@@ -81,13 +82,15 @@ int main(int argc, char **argv) {
         return 2;
     }
     int h[7] = {768, 2048, 12, 12, 12, 32000, 1024};
-    static const char *names[7] = {"dim", "hidden", "layers", "heads", "kv_heads", "vocab", "seq_len"};
+    static const char *names[7] = {"dim",      "hidden", "layers", "heads",
+                                   "kv_heads", "vocab",  "seq_len"};
     if (argc == 9)
         for (int i = 0; i < 7; i++)
             if (parse_pos(argv[2 + i], names[i], &h[i])) return 2;
     int dim = h[0], hid = h[1], L = h[2], nh = h[3], nkv = h[4], vocab = h[5], seq = h[6];
     if (dim % nh || nh % nkv || (dim / nh) % 2) {
-        fprintf(stderr, "mkmodel: dim %d, %d heads, %d kv heads do not fit together\n", dim, nh, nkv);
+        fprintf(stderr, "mkmodel: dim %d, %d heads, %d kv heads do not fit together\n", dim, nh,
+                nkv);
         return 2;
     }
     int64_t hs = dim / nh, kvd = (int64_t)nkv * hs;
@@ -110,19 +113,20 @@ int main(int argc, char **argv) {
         return 1;
     }
     int32_t hdr[7];
-    for (int i = 0; i < 7; i++) hdr[i] = h[i];
+    for (int i = 0; i < 7; i++)
+        hdr[i] = h[i];
     int bad = fwrite(hdr, sizeof hdr, 1, f) != 1;
-    bad = bad || write_floats(f, (int64_t)vocab * dim, sd, 0);    /* token_embedding */
-    bad = bad || write_floats(f, (int64_t)L * dim, 0, 1.0f);      /* rms_att */
-    bad = bad || write_floats(f, (int64_t)L * dim * dim, sd, 0);  /* wq */
-    bad = bad || write_floats(f, (int64_t)L * kvd * dim, sd, 0);  /* wk */
-    bad = bad || write_floats(f, (int64_t)L * kvd * dim, sd, 0);  /* wv */
-    bad = bad || write_floats(f, (int64_t)L * dim * dim, sd, 0);  /* wo */
-    bad = bad || write_floats(f, (int64_t)L * dim, 0, 1.0f);      /* rms_ffn */
-    bad = bad || write_floats(f, (int64_t)L * hid * dim, sd, 0);  /* w1 (gate) */
-    bad = bad || write_floats(f, (int64_t)L * dim * hid, sd, 0);  /* w2 (down) */
-    bad = bad || write_floats(f, (int64_t)L * hid * dim, sd, 0);  /* w3 (up) */
-    bad = bad || write_floats(f, dim, 0, 1.0f);                   /* rms_final */
+    bad = bad || write_floats(f, (int64_t)vocab * dim, sd, 0);   /* token_embedding */
+    bad = bad || write_floats(f, (int64_t)L * dim, 0, 1.0f);     /* rms_att */
+    bad = bad || write_floats(f, (int64_t)L * dim * dim, sd, 0); /* wq */
+    bad = bad || write_floats(f, (int64_t)L * kvd * dim, sd, 0); /* wk */
+    bad = bad || write_floats(f, (int64_t)L * kvd * dim, sd, 0); /* wv */
+    bad = bad || write_floats(f, (int64_t)L * dim * dim, sd, 0); /* wo */
+    bad = bad || write_floats(f, (int64_t)L * dim, 0, 1.0f);     /* rms_ffn */
+    bad = bad || write_floats(f, (int64_t)L * hid * dim, sd, 0); /* w1 (gate) */
+    bad = bad || write_floats(f, (int64_t)L * dim * hid, sd, 0); /* w2 (down) */
+    bad = bad || write_floats(f, (int64_t)L * hid * dim, sd, 0); /* w3 (up) */
+    bad = bad || write_floats(f, dim, 0, 1.0f);                  /* rms_final */
     /* freq_cis_real then freq_cis_imag, (seq, hs/2) each, as llama2.c's export. */
     for (int part = 0; part < 2 && !bad; part++)
         for (int p = 0; p < seq && !bad; p++) {

@@ -93,22 +93,17 @@ int main(int argc, char **argv) {
     if (nt == 0) threads[nt++] = 1, threads[nt++] = 2;
 
     static const shape_t shapes[] = {
-        {"square1024", 1024, 1024, 1024, 0},
-        {"square1536", 1536, 1536, 1536, 0},
-        {"square2048", 2048, 2048, 2048, 0},
-        {"qkvo_T512", 512, 768, 768, 1},
-        {"gate_up_T512", 512, 2048, 768, 1},
-        {"down_T512", 512, 768, 2048, 1},
-        {"att_qk_T512", 512, 512, 64, 1},
-        {"att_sv_T512", 512, 64, 512, 0},
-        {"qkvo_T128", 128, 768, 768, 1},
-        {"gate_up_T128", 128, 2048, 768, 1},
-        {"down_T128", 128, 768, 2048, 1},
-        {"att_qk_T128", 128, 128, 64, 1},
+        {"square1024", 1024, 1024, 1024, 0}, {"square1536", 1536, 1536, 1536, 0},
+        {"square2048", 2048, 2048, 2048, 0}, {"qkvo_T512", 512, 768, 768, 1},
+        {"gate_up_T512", 512, 2048, 768, 1}, {"down_T512", 512, 768, 2048, 1},
+        {"att_qk_T512", 512, 512, 64, 1},    {"att_sv_T512", 512, 64, 512, 0},
+        {"qkvo_T128", 128, 768, 768, 1},     {"gate_up_T128", 128, 2048, 768, 1},
+        {"down_T128", 128, 768, 2048, 1},    {"att_qk_T128", 128, 128, 64, 1},
         {"att_sv_T128", 128, 64, 128, 0},
     };
     printf("blas core=%s config=\"%s\" OPENBLAS_CORETYPE=%s\n", openblas_get_corename(),
-           openblas_get_config(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)");
+           openblas_get_config(),
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)");
     for (int ti = 0; ti < nt; ti++) {
         openblas_set_num_threads(threads[ti]);
         omp_set_num_threads(threads[ti]);

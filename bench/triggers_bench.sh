@@ -50,7 +50,8 @@ TIME=/usr/bin/time
 # ---- inputs -------------------------------------------------------------------
 
 gen_corpus() { # BYTES OUT SEED
-    [ -s "$2" ] && return 0
+    # Kept between runs, rewritten when smaller than asked for (a size knob changed).
+    [ -s "$2" ] && [ "$(stat -c %s "$2")" -ge "$1" ] && return 0
     echo "triggers_bench: writing a $(( $1 / 1000 )) kB corpus to $2" >&2
     "$PROBE_PY" - "$1" "$2.tmp" "$3" "$PROBE_SHARED/reference/stories260K/greedy.txt" <<'EOF'
 import random, sys

@@ -25,13 +25,12 @@ const char *err_msg(void);
 void err_clear(void);
 
 /* Bugs (never bad input): abort with file:line. */
-#define PRB_ASSERT(cond)                                                                 \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "probe: internal error at %s:%d: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                              \
-            abort();                                                                     \
-        }                                                                                \
+#define PRB_ASSERT(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "probe: internal error at %s:%d: %s\n", __FILE__, __LINE__, #cond);    \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* Overflow-safe size arithmetic for sizes read from files: return 0 on overflow. */

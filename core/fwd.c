@@ -33,27 +33,27 @@ struct fwd {
     void *hook_user;
     unsigned hook_mask;
     /* Activations, each (max_batch, width). */
-    float *x;     /* (B, d) residual stream */
-    float *xn;    /* (B, d) normalised input */
-    float *xn2;   /* (B, d) second norm (parallel residual) */
-    float *q;     /* (B, n_head*hd) */
-    float *kv;    /* (B, 3*d) fused qkv output, when fused */
-    float *att;   /* (B, n_head*hd) attention output before o-projection */
-    float *tmp;   /* (B, d) o-projection / FFN output */
-    float *ff1;   /* (B, n_ff) gate or W1 pre-activation */
-    float *ff2;   /* (B, n_ff) up projection */
-    float *key;   /* (B, n_ff) key activations */
-    float *scores;/* (B, max_ctx) one head's attention scores */
-    float *kcache;/* (L, max_ctx, kv_dim) */
-    float *vcache;/* (L, max_ctx, kv_dim) */
+    float *x;                   /* (B, d) residual stream */
+    float *xn;                  /* (B, d) normalised input */
+    float *xn2;                 /* (B, d) second norm (parallel residual) */
+    float *q;                   /* (B, n_head*hd) */
+    float *kv;                  /* (B, 3*d) fused qkv output, when fused */
+    float *att;                 /* (B, n_head*hd) attention output before o-projection */
+    float *tmp;                 /* (B, d) o-projection / FFN output */
+    float *ff1;                 /* (B, n_ff) gate or W1 pre-activation */
+    float *ff2;                 /* (B, n_ff) up projection */
+    float *key;                 /* (B, n_ff) key activations */
+    float *scores;              /* (B, max_ctx) one head's attention scores */
+    float *kcache;              /* (L, max_ctx, kv_dim) */
+    float *vcache;              /* (L, max_ctx, kv_dim) */
     float *rope_cos, *rope_sin; /* (max_ctx, rotary_dim/2) */
-    float *scratch; /* dequantisation blocks */
+    float *scratch;             /* dequantisation blocks */
     size_t scratch_floats;
 };
 
 const char *hook_point_name(hook_point_t p) {
-    static const char *n[HOOK_COUNT] = {"resid_pre", "attn_out", "resid_mid", "ffn_in",
-                                        "ffn_pre",   "ffn_up",   "ffn_key",   "ffn_out",
+    static const char *n[HOOK_COUNT] = {"resid_pre",  "attn_out",  "resid_mid", "ffn_in",
+                                        "ffn_pre",    "ffn_up",    "ffn_key",   "ffn_out",
                                         "resid_post", "final_norm"};
     return (unsigned)p < HOOK_COUNT ? n[p] : "?";
 }
@@ -69,15 +69,18 @@ static void sgemm(int ta, int tb, int M, int N, int K, float alpha, const float 
     gsl_matrix_float_const_view b =
         tb ? gsl_matrix_float_const_view_array_with_tda(B, (size_t)N, (size_t)K, (size_t)ldb)
            : gsl_matrix_float_const_view_array_with_tda(B, (size_t)K, (size_t)N, (size_t)ldb);
-    gsl_matrix_float_view c = gsl_matrix_float_view_array_with_tda(C, (size_t)M, (size_t)N, (size_t)ldc);
+    gsl_matrix_float_view c =
+        gsl_matrix_float_view_array_with_tda(C, (size_t)M, (size_t)N, (size_t)ldc);
     gsl_blas_sgemm(ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, alpha, &a.matrix,
                    &b.matrix, beta, &c.matrix);
 }
 
 /* y (n_y) = op(A) x with A (rows, cols) row-major; op = transpose when TA. */
 static void sgemv(int ta, int rows, int cols, const float *A, const float *x, float *y) {
-    gsl_matrix_float_const_view a = gsl_matrix_float_const_view_array(A, (size_t)rows, (size_t)cols);
-    gsl_vector_float_const_view xv = gsl_vector_float_const_view_array(x, (size_t)(ta ? rows : cols));
+    gsl_matrix_float_const_view a =
+        gsl_matrix_float_const_view_array(A, (size_t)rows, (size_t)cols);
+    gsl_vector_float_const_view xv =
+        gsl_vector_float_const_view_array(x, (size_t)(ta ? rows : cols));
     gsl_vector_float_view yv = gsl_vector_float_view_array(y, (size_t)(ta ? cols : rows));
     gsl_blas_sgemv(ta ? CblasTrans : CblasNoTrans, 1.0f, &a.matrix, &xv.vector, 0.0f, &yv.vector);
 }
@@ -101,7 +104,8 @@ static void add_bias(const lin_t *l, float *y, int T, int out, float *buf) {
     }
 #pragma omp parallel for if (T > 16 && omp_ok())
     for (int t = 0; t < T; t++)
-        for (int j = 0; j < out; j++) y[(size_t)t * out + j] += b[j];
+        for (int j = 0; j < out; j++)
+            y[(size_t)t * out + j] += b[j];
 }
 
 void lin_apply(const lin_t *l, const float *x, int T, int in, float *y, int out, float *scratch,
@@ -113,8 +117,10 @@ void lin_apply(const lin_t *l, const float *x, int T, int in, float *y, int out,
          * (42 ms, 3% of a 512-token pass, and most of a generated token). */
         sgemv(l->transposed, l->transposed ? in : out, l->transposed ? out : in, w->data, x, y);
     } else if (w->dtype == DT_F32) {
-        if (l->transposed) sgemm(0, 0, T, out, in, 1.0f, x, in, w->data, out, 0.0f, y, out);
-        else sgemm(0, 1, T, out, in, 1.0f, x, in, w->data, in, 0.0f, y, out);
+        if (l->transposed)
+            sgemm(0, 0, T, out, in, 1.0f, x, in, w->data, out, 0.0f, y, out);
+        else
+            sgemm(0, 1, T, out, in, 1.0f, x, in, w->data, in, 0.0f, y, out);
     } else if (!l->transposed) {
         /* W is (out, in): dequantise a block of output rows, then GEMM into
          * the matching columns of Y. */
@@ -123,7 +129,8 @@ void lin_apply(const lin_t *l, const float *x, int T, int in, float *y, int out,
         for (int r0 = 0; r0 < out; r0 += rb) {
             int nr = out - r0 < rb ? out - r0 : rb;
 #pragma omp parallel for schedule(static) if (omp_ok())
-            for (int r = 0; r < nr; r++) tensor_get_rows(w, r0 + r, 1, scratch + (size_t)r * in);
+            for (int r = 0; r < nr; r++)
+                tensor_get_rows(w, r0 + r, 1, scratch + (size_t)r * in);
             sgemm(0, 1, T, nr, in, 1.0f, x, in, scratch, in, 0.0f, y + r0, out);
         }
     } else {
@@ -133,7 +140,8 @@ void lin_apply(const lin_t *l, const float *x, int T, int in, float *y, int out,
         for (int r0 = 0; r0 < in; r0 += rb) {
             int nr = in - r0 < rb ? in - r0 : rb;
 #pragma omp parallel for schedule(static) if (omp_ok())
-            for (int r = 0; r < nr; r++) tensor_get_rows(w, r0 + r, 1, scratch + (size_t)r * out);
+            for (int r = 0; r < nr; r++)
+                tensor_get_rows(w, r0 + r, 1, scratch + (size_t)r * out);
             sgemm(0, 0, T, out, nr, 1.0f, x + r0, in, scratch, out, r0 ? 1.0f : 0.0f, y, out);
         }
     }
@@ -146,13 +154,15 @@ void lin_apply_naive(const lin_t *l, const float *x, int T, int in, float *y, in
     PRB_ASSERT(row && (!l->b || b));
     if (b) tensor_get_rows(l->b, 0, 1, b);
     for (int t = 0; t < T; t++)
-        for (int j = 0; j < out; j++) y[(size_t)t * out + j] = b ? b[j] : 0.0f;
+        for (int j = 0; j < out; j++)
+            y[(size_t)t * out + j] = b ? b[j] : 0.0f;
     if (!l->transposed) {
         for (int j = 0; j < out; j++) {
             tensor_get_rows(l->w, j, 1, row);
             for (int t = 0; t < T; t++) {
                 double s = 0;
-                for (int i = 0; i < in; i++) s += (double)x[(size_t)t * in + i] * row[i];
+                for (int i = 0; i < in; i++)
+                    s += (double)x[(size_t)t * in + i] * row[i];
                 y[(size_t)t * out + j] += (float)s;
             }
         }
@@ -160,7 +170,8 @@ void lin_apply_naive(const lin_t *l, const float *x, int T, int in, float *y, in
         for (int i = 0; i < in; i++) {
             tensor_get_rows(l->w, i, 1, row);
             for (int t = 0; t < T; t++)
-                for (int j = 0; j < out; j++) y[(size_t)t * out + j] += x[(size_t)t * in + i] * row[j];
+                for (int j = 0; j < out; j++)
+                    y[(size_t)t * out + j] += x[(size_t)t * in + i] * row[j];
         }
     }
     free(row);
@@ -190,10 +201,12 @@ static void norm_rows(const model_t *m, const tensor_t *wt, const tensor_t *bt, 
         if (layer) {
             double mean = 0, var = 0;
 #pragma omp simd reduction(+ : mean)
-            for (int i = 0; i < d; i++) mean += xr[i];
+            for (int i = 0; i < d; i++)
+                mean += xr[i];
             mean /= d;
 #pragma omp simd reduction(+ : var)
-            for (int i = 0; i < d; i++) var += (xr[i] - mean) * (xr[i] - mean);
+            for (int i = 0; i < d; i++)
+                var += (xr[i] - mean) * (xr[i] - mean);
             var /= d;
             float inv = (float)(1.0 / sqrt(var + eps));
             for (int i = 0; i < d; i++)
@@ -201,9 +214,11 @@ static void norm_rows(const model_t *m, const tensor_t *wt, const tensor_t *bt, 
         } else {
             double ss = 0;
 #pragma omp simd reduction(+ : ss)
-            for (int i = 0; i < d; i++) ss += (double)xr[i] * xr[i];
+            for (int i = 0; i < d; i++)
+                ss += (double)xr[i] * xr[i];
             float inv = (float)(1.0 / sqrt(ss / d + eps));
-            for (int i = 0; i < d; i++) yr[i] = w[i] * (xr[i] * inv);
+            for (int i = 0; i < d; i++)
+                yr[i] = w[i] * (xr[i] * inv);
         }
     }
 }
@@ -245,11 +260,13 @@ static void act_span(act_t a, const float *g, const float *u, float *key, int n)
     switch (a) {
     case ACT_SILU:
 #pragma omp simd
-        for (int i = 0; i < n; i++) key[i] = g[i] / (1.0f + exp_vec(-g[i])) * (u ? u[i] : 1.0f);
+        for (int i = 0; i < n; i++)
+            key[i] = g[i] / (1.0f + exp_vec(-g[i])) * (u ? u[i] : 1.0f);
         break;
     case ACT_GELU_TANH:
 #pragma omp simd
-        for (int i = 0; i < n; i++) key[i] = gelu_tanh(g[i]) * (u ? u[i] : 1.0f);
+        for (int i = 0; i < n; i++)
+            key[i] = gelu_tanh(g[i]) * (u ? u[i] : 1.0f);
         break;
     case ACT_GELU_ERF:
         for (int i = 0; i < n; i++)
@@ -257,7 +274,8 @@ static void act_span(act_t a, const float *g, const float *u, float *key, int n)
         break;
     case ACT_RELU:
 #pragma omp simd
-        for (int i = 0; i < n; i++) key[i] = (g[i] > 0 ? g[i] : 0.0f) * (u ? u[i] : 1.0f);
+        for (int i = 0; i < n; i++)
+            key[i] = (g[i] > 0 ? g[i] : 0.0f) * (u ? u[i] : 1.0f);
         break;
     }
 }
@@ -320,9 +338,9 @@ fwd_t *fwd_new(const model_t *m, int max_ctx, int max_batch) {
     if (big < 3 * c->d_model) big = 3 * c->d_model;
     f->scratch_floats = lin_scratch_floats(big, c->d_model);
     f->scratch = malloc(f->scratch_floats * sizeof(float) + 2 * (d + ff) * sizeof(float));
-    if (!f->x || !f->xn || !f->xn2 || !f->q || !f->kv || !f->att || !f->tmp || !f->ff1 ||
-        !f->ff2 || !f->key || !f->scores || !f->kcache || !f->vcache || !f->rope_cos ||
-        !f->rope_sin || !f->scratch) {
+    if (!f->x || !f->xn || !f->xn2 || !f->q || !f->kv || !f->att || !f->tmp || !f->ff1 || !f->ff2 ||
+        !f->key || !f->scores || !f->kcache || !f->vcache || !f->rope_cos || !f->rope_sin ||
+        !f->scratch) {
         fwd_free(f);
         err_set("out of memory for a context of %d positions", max_ctx);
         return NULL;
@@ -356,10 +374,11 @@ fwd_t *fwd_new(const model_t *m, int max_ctx, int max_batch) {
 
 void fwd_free(fwd_t *f) {
     if (!f) return;
-    float *bufs[] = {f->x,      f->xn,     f->xn2,    f->q,      f->kv,     f->att,
-                     f->tmp,    f->ff1,    f->ff2,    f->key,    f->scores, f->kcache,
+    float *bufs[] = {f->x,      f->xn,       f->xn2,      f->q,      f->kv,     f->att,
+                     f->tmp,    f->ff1,      f->ff2,      f->key,    f->scores, f->kcache,
                      f->vcache, f->rope_cos, f->rope_sin, f->scratch};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(bufs[i]);
     free(f);
 }
 
@@ -393,7 +412,7 @@ static void attention(fwd_t *f, int l, int T, int pos0, const float *q, int q_st
         for (int t0 = 0; t0 < T; t0 += ATT_ROWS) {
             int nt = T - t0 < ATT_ROWS ? T - t0 : ATT_ROWS;
             int n = pos0 + t0 + nt; /* keys this block sees */
-            float *S = f->scores; /* (nt, n) */
+            float *S = f->scores;   /* (nt, n) */
             sgemm(0, 1, nt, n, hd, scale, q + (size_t)t0 * q_stride + (size_t)h * hd, q_stride,
                   K + (size_t)g * hd, kvd, 0.0f, S, n);
 #pragma omp parallel for if (nt > 8 && omp_ok())
@@ -402,15 +421,20 @@ static void attention(fwd_t *f, int l, int T, int pos0, const float *q, int q_st
                 int valid = pos0 + t0 + t + 1; /* causal: keys 0..pos0+t0+t */
                 float mx = row[0];
 #pragma omp simd reduction(max : mx)
-                for (int j = 1; j < valid; j++) mx = row[j] > mx ? row[j] : mx;
+                for (int j = 1; j < valid; j++)
+                    mx = row[j] > mx ? row[j] : mx;
                 /* Separate loops: GCC leaves a fused exp-and-sum loop scalar. */
-                for (int j = 0; j < valid; j++) row[j] = exp_vec(row[j] - mx);
+                for (int j = 0; j < valid; j++)
+                    row[j] = exp_vec(row[j] - mx);
                 float sum = 0; /* 16 partial sums of values <= 1: ample for float */
 #pragma omp simd reduction(+ : sum)
-                for (int j = 0; j < valid; j++) sum += row[j];
+                for (int j = 0; j < valid; j++)
+                    sum += row[j];
                 float inv = 1.0f / sum;
-                for (int j = 0; j < valid; j++) row[j] *= inv;
-                for (int j = valid; j < n; j++) row[j] = 0.0f;
+                for (int j = 0; j < valid; j++)
+                    row[j] *= inv;
+                for (int j = valid; j < n; j++)
+                    row[j] = 0.0f;
             }
             sgemm(0, 0, nt, hd, n, 1.0f, S, n, V + (size_t)g * hd, kvd, 0.0f,
                   f->att + (size_t)t0 * qd + (size_t)h * hd, qd);
@@ -431,16 +455,19 @@ int fwd_eval(fwd_t *f, const int *tokens, int T, int pos0, float *logits, int wh
         return err_set("positions %d..%d exceed the context of %d", pos0, pos0 + T - 1, f->max_ctx);
     for (int t = 0; t < T; t++)
         if (tokens[t] < 0 || tokens[t] >= c->vocab)
-            return err_set("token id %d is outside the vocabulary (0..%d)", tokens[t], c->vocab - 1);
+            return err_set("token id %d is outside the vocabulary (0..%d)", tokens[t],
+                           c->vocab - 1);
     float *x = f->x, *sc = f->scratch, *wbuf = f->scratch + f->scratch_floats;
     size_t ns = f->scratch_floats;
 
     /* Embeddings (any dtype), plus learned positions. */
-    for (int t = 0; t < T; t++) tensor_get_rows(m->tok_embd, tokens[t], 1, x + (size_t)t * d);
+    for (int t = 0; t < T; t++)
+        tensor_get_rows(m->tok_embd, tokens[t], 1, x + (size_t)t * d);
     if (m->pos_embd) {
         for (int t = 0; t < T; t++) {
             tensor_get_rows(m->pos_embd, pos0 + t, 1, f->tmp);
-            for (int i = 0; i < d; i++) x[(size_t)t * d + i] += f->tmp[i];
+            for (int i = 0; i < d; i++)
+                x[(size_t)t * d + i] += f->tmp[i];
         }
     }
 
@@ -496,12 +523,14 @@ int fwd_eval(fwd_t *f, const int *tokens, int T, int pos0, float *logits, int wh
          * layer input. */
         const float *ffn_src = x;
         if (!c->parallel_residual) {
-            for (size_t i = 0; i < (size_t)T * d; i++) x[i] += f->tmp[i];
+            for (size_t i = 0; i < (size_t)T * d; i++)
+                x[i] += f->tmp[i];
             if (emit(f, l, HOOK_RESID_MID, x, T, d, pos0)) return -1;
         }
         norm_rows(m, L->ffn_norm_w, L->ffn_norm_b, ffn_src, f->xn2, T, wbuf);
         if (c->parallel_residual) {
-            for (size_t i = 0; i < (size_t)T * d; i++) x[i] += f->tmp[i];
+            for (size_t i = 0; i < (size_t)T * d; i++)
+                x[i] += f->tmp[i];
             if (emit(f, l, HOOK_RESID_MID, x, T, d, pos0)) return -1;
         }
         if (emit(f, l, HOOK_FFN_IN, f->xn2, T, d, pos0)) return -1;
@@ -527,7 +556,8 @@ int fwd_eval(fwd_t *f, const int *tokens, int T, int pos0, float *logits, int wh
         if (emit(f, l, HOOK_FFN_KEY, f->key, T, ff, pos0)) return -1;
         lin_apply(&L->down, f->key, T, ff, f->tmp, d, sc, ns);
         if (emit(f, l, HOOK_FFN_OUT, f->tmp, T, d, pos0)) return -1;
-        for (size_t i = 0; i < (size_t)T * d; i++) x[i] += f->tmp[i];
+        for (size_t i = 0; i < (size_t)T * d; i++)
+            x[i] += f->tmp[i];
         if (emit(f, l, HOOK_RESID_POST, x, T, d, pos0)) return -1;
     }
     if (which == FWD_LOGITS_NONE && !(f->hook_mask & (1u << HOOK_FINAL_NORM))) return 0;

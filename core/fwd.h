@@ -28,9 +28,12 @@ typedef enum {
 const char *hook_point_name(hook_point_t p);
 
 /* Called for each requested point; DATA is row-major (T, width).  POS0 is the
- * position of row 0.  Return 0 to continue, -1 (err set) to abort the pass. */
-typedef int (*fwd_hook_fn)(void *user, int layer, hook_point_t point, float *data, int T,
-                           int width, int pos0);
+ * position of row 0.  Return 0 to continue, -1 (err set) to abort the pass.
+ * A hook may change DATA (interventions).  The pass does not touch a layer's
+ * FFN_PRE and FFN_UP buffers again until after its FFN_KEY hook, so a hook
+ * may keep those pointers until then (triggers reads them at the key). */
+typedef int (*fwd_hook_fn)(void *user, int layer, hook_point_t point, float *data, int T, int width,
+                           int pos0);
 
 typedef struct fwd fwd_t;
 

@@ -43,9 +43,9 @@ static int rd_str(rd_t *r, const char **s, uint64_t *len, const char *what) {
 }
 
 static const int scalar_size[GGUF_T_COUNT] = {
-    [GGUF_T_U8] = 1,  [GGUF_T_I8] = 1,  [GGUF_T_U16] = 2,  [GGUF_T_I16] = 2, [GGUF_T_U32] = 4,
-    [GGUF_T_I32] = 4, [GGUF_T_F32] = 4, [GGUF_T_BOOL] = 1, [GGUF_T_U64] = 8, [GGUF_T_I64] = 8,
-    [GGUF_T_F64] = 8,
+    [GGUF_T_U8] = 1,  [GGUF_T_I8] = 1,  [GGUF_T_U16] = 2, [GGUF_T_I16] = 2,
+    [GGUF_T_U32] = 4, [GGUF_T_I32] = 4, [GGUF_T_F32] = 4, [GGUF_T_BOOL] = 1,
+    [GGUF_T_U64] = 8, [GGUF_T_I64] = 8, [GGUF_T_F64] = 8,
 };
 
 /* Skips one value of TYPE (no nested arrays: GGUF does not use them for models). */
@@ -106,8 +106,9 @@ gguf_t *gguf_open(const char *path) {
     /* Each kv needs at least 12 bytes and each tensor info at least 24: bound
      * counts by the file size before allocating anything. */
     if (g->n_kv > r.size / 12 || n_tensors > r.size / 24) {
-        err_set("%s: header claims %llu metadata entries and %llu tensors, more than the file can hold",
-                path, (unsigned long long)g->n_kv, (unsigned long long)n_tensors);
+        err_set(
+            "%s: header claims %llu metadata entries and %llu tensors, more than the file can hold",
+            path, (unsigned long long)g->n_kv, (unsigned long long)n_tensors);
         goto fail;
     }
     g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof *g->kv);
@@ -154,7 +155,8 @@ gguf_t *gguf_open(const char *path) {
                     goto fail;
                 }
                 unsigned long long bytes;
-                if (!err_mul_u64(kv->arr_n, (unsigned long long)scalar_size[kv->arr_type], &bytes) ||
+                if (!err_mul_u64(kv->arr_n, (unsigned long long)scalar_size[kv->arr_type],
+                                 &bytes) ||
                     rd_need(&r, bytes, key))
                     goto fail_trunc;
                 r.pos += bytes;
@@ -219,9 +221,10 @@ gguf_t *gguf_open(const char *path) {
         if (rd_u32(&r, &type, t.name) || rd_u64(&r, &offs[i].off, t.name)) goto fail_offs;
         int dt = ggml_to_dtype(type);
         if (dt < 0) {
-            err_set("%s: tensor '%s' has ggml type %u, which probe cannot read (supported: F32, F16, "
-                    "BF16, Q8_0, Q4_0)",
-                    path, t.name, type);
+            err_set(
+                "%s: tensor '%s' has ggml type %u, which probe cannot read (supported: F32, F16, "
+                "BF16, Q8_0, Q4_0)",
+                path, t.name, type);
             goto fail_offs;
         }
         t.dtype = (dtype_t)dt;
@@ -267,7 +270,8 @@ fail:
 void gguf_close(gguf_t *g) {
     if (!g) return;
     if (g->kv)
-        for (uint64_t i = 0; i < g->n_kv; i++) free((void *)g->kv[i].key);
+        for (uint64_t i = 0; i < g->n_kv; i++)
+            free((void *)g->kv[i].key);
     free(g->kv);
     ttab_free(&g->tensors);
     mfile_close(g->file);
@@ -286,14 +290,46 @@ static double num_at(uint32_t type, const uint8_t *p, int *ok) {
     case GGUF_T_U8: return *p;
     case GGUF_T_I8: return (int8_t)*p;
     case GGUF_T_BOOL: return *p != 0;
-    case GGUF_T_U16: { uint16_t v; memcpy(&v, p, 2); return v; }
-    case GGUF_T_I16: { int16_t v; memcpy(&v, p, 2); return v; }
-    case GGUF_T_U32: { uint32_t v; memcpy(&v, p, 4); return v; }
-    case GGUF_T_I32: { int32_t v; memcpy(&v, p, 4); return v; }
-    case GGUF_T_F32: { float v; memcpy(&v, p, 4); return v; }
-    case GGUF_T_U64: { uint64_t v; memcpy(&v, p, 8); return (double)v; }
-    case GGUF_T_I64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
-    case GGUF_T_F64: { double v; memcpy(&v, p, 8); return v; }
+    case GGUF_T_U16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    case GGUF_T_I16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    case GGUF_T_U32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case GGUF_T_I32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case GGUF_T_F32: {
+        float v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case GGUF_T_U64: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return (double)v;
+    }
+    case GGUF_T_I64: {
+        int64_t v;
+        memcpy(&v, p, 8);
+        return (double)v;
+    }
+    case GGUF_T_F64: {
+        double v;
+        memcpy(&v, p, 8);
+        return v;
+    }
     default: *ok = 0; return 0;
     }
 }

@@ -15,16 +15,29 @@
 #include <stdint.h>
 
 enum {
-    GGUF_T_U8 = 0, GGUF_T_I8, GGUF_T_U16, GGUF_T_I16, GGUF_T_U32, GGUF_T_I32, GGUF_T_F32,
-    GGUF_T_BOOL, GGUF_T_STRING, GGUF_T_ARRAY, GGUF_T_U64, GGUF_T_I64, GGUF_T_F64, GGUF_T_COUNT
+    GGUF_T_U8 = 0,
+    GGUF_T_I8,
+    GGUF_T_U16,
+    GGUF_T_I16,
+    GGUF_T_U32,
+    GGUF_T_I32,
+    GGUF_T_F32,
+    GGUF_T_BOOL,
+    GGUF_T_STRING,
+    GGUF_T_ARRAY,
+    GGUF_T_U64,
+    GGUF_T_I64,
+    GGUF_T_F64,
+    GGUF_T_COUNT
 };
 
 typedef struct {
     const char *key; /* owned, NUL-terminated copy */
     uint32_t type;   /* GGUF_T_* */
     uint32_t arr_type;
-    uint64_t arr_n;        /* elements, for arrays */
-    const uint8_t *value;  /* into the mapping: the scalar, string (u64 len + bytes) or first array item */
+    uint64_t arr_n; /* elements, for arrays */
+    const uint8_t
+        *value; /* into the mapping: the scalar, string (u64 len + bytes) or first array item */
 } gguf_kv_t;
 
 typedef struct {

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -90,4 +92,15 @@ char *mfile_slurp(const char *path, size_t max_bytes, size_t *len_out) {
     buf[n] = '\0';
     if (len_out) *len_out = n;
     return buf;
+}
+
+void *mfile_alloc_huge(size_t bytes) {
+    const size_t huge = 2u << 20;
+    /* Smaller buffers would each pin a whole 2 MiB page once touched. */
+    if (bytes < 2 * huge) return malloc(bytes ? bytes : 1);
+    if (bytes > SIZE_MAX - huge) return NULL;
+    size_t n = (bytes + huge - 1) / huge * huge;
+    void *p = aligned_alloc(huge, n);
+    if (p) madvise(p, n, MADV_HUGEPAGE);
+    return p;
 }

@@ -26,4 +26,9 @@ void mfile_close(mfile_t *f);
  * frees.  Fails with a message if the file is larger than MAX_BYTES. */
 char *mfile_slurp(const char *path, size_t max_bytes, size_t *len_out);
 
+/* malloc for big working buffers: BYTES of at least 4 MiB come 2 MiB-aligned
+ * and advised MADV_HUGEPAGE (where the kernel allows), smaller ones as from
+ * malloc.  Released with free(); NULL when out of memory. */
+void *mfile_alloc_huge(size_t bytes);
+
 #endif

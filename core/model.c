@@ -29,9 +29,11 @@ int model_bind(model_t *m, const tensor_t **out, const char *name, int64_t rows,
     /* A 1-D tensor of n may be stored as [1, n] by some exporters. */
     int nd = t->ndim;
     const int64_t *s = t->shape;
-    while (nd > wnd && s[0] == 1) s++, nd--;
+    while (nd > wnd && s[0] == 1)
+        s++, nd--;
     int ok = nd == wnd;
-    for (int i = 0; ok && i < wnd; i++) ok = s[i] == w[i];
+    for (int i = 0; ok && i < wnd; i++)
+        ok = s[i] == w[i];
     if (!ok) {
         char a[96], b[96];
         return err_set("%s: tensor '%s' has shape %s, expected %s", m->path, name,
@@ -55,8 +57,8 @@ int model_check_cfg(const model_t *m) {
     if (c->n_head % c->n_kv_head != 0)
         return err_set("%s: %d attention heads are not a multiple of %d key/value heads", m->path,
                        c->n_head, c->n_kv_head);
-    if (c->rope != ROPE_NONE && (c->rotary_dim <= 0 || c->rotary_dim > c->head_dim ||
-                                 c->rotary_dim % 2 != 0))
+    if (c->rope != ROPE_NONE &&
+        (c->rotary_dim <= 0 || c->rotary_dim > c->head_dim || c->rotary_dim % 2 != 0))
         return err_set("%s: rotary dimension %d does not fit heads of %d", m->path, c->rotary_dim,
                        c->head_dim);
     return 0;
@@ -81,8 +83,8 @@ static int bind_llama(model_t *m) {
     for (int l = 0; l < c->n_layer; l++) {
         mlayer_t *L = &m->layers[l];
         char n[TENSOR_NAME_MAX];
-#define B(field, suffix, r, cc)                                                 \
-    snprintf(n, sizeof n, "blk.%d." suffix, l);                                \
+#define B(field, suffix, r, cc)                                                                    \
+    snprintf(n, sizeof n, "blk.%d." suffix, l);                                                    \
     if (model_bind(m, &L->field, n, r, cc, 0)) return -1;
         B(attn_norm_w, "attn_norm.weight", 0, d);
         B(q.w, "attn_q.weight", q, d);
@@ -205,7 +207,8 @@ int llama2c_load(model_t *m, const char *path) {
             add_layers(m, &w, "ffn_norm.weight", 0, d) ||
             add_layers(m, &w, "ffn_gate.weight", ff, d) ||
             add_layers(m, &w, "ffn_down.weight", d, ff) ||
-            add_layers(m, &w, "ffn_up.weight", ff, d) || add_view(m, &w, "output_norm.weight", 0, d))
+            add_layers(m, &w, "ffn_up.weight", ff, d) ||
+            add_view(m, &w, "output_norm.weight", 0, d))
             return -1;
         /* The legacy format stores RoPE tables (unused: we compute them). */
         if (add_view(m, &w, "rope.freq_cis_real", c->max_seq, c->head_dim / 2) ||
@@ -220,7 +223,8 @@ int llama2c_load(model_t *m, const char *path) {
             add_layers(m, &w, "attn_v.weight", kv, d) ||
             add_layers(m, &w, "attn_output.weight", d, d) ||
             add_layers(m, &w, "ffn_gate.weight", ff, d) ||
-            add_layers(m, &w, "ffn_down.weight", d, ff) || add_layers(m, &w, "ffn_up.weight", ff, d))
+            add_layers(m, &w, "ffn_down.weight", d, ff) ||
+            add_layers(m, &w, "ffn_up.weight", ff, d))
             return -1;
     }
     if (!shared && add_view(m, &w, "output.weight", c->vocab, d)) return -1;
@@ -253,9 +257,10 @@ int gguf_model_load(model_t *m, const char *path) {
     llama_defaults(c);
     int64_t v;
     double fv;
-#define GETI(key, field)                                                       \
-    if (gguf_get_int(g, key, &v)) return -1;                                   \
-    if (v <= 0 || v > (1 << 30)) return err_set("%s: %s = %lld is out of range", path, key, (long long)v); \
+#define GETI(key, field)                                                                           \
+    if (gguf_get_int(g, key, &v)) return -1;                                                       \
+    if (v <= 0 || v > (1 << 30))                                                                   \
+        return err_set("%s: %s = %lld is out of range", path, key, (long long)v);                  \
     c->field = (int)v;
     GETI("llama.embedding_length", d_model);
     GETI("llama.feed_forward_length", n_ff);
@@ -276,7 +281,8 @@ int gguf_model_load(model_t *m, const char *path) {
     c->head_dim = c->d_model / c->n_head;
     c->rotary_dim = c->head_dim;
     if (gguf_get_int(g, "llama.rope.dimension_count", &v) == 0) c->rotary_dim = (int)v;
-    if (gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &fv) == 0) c->norm_eps = (float)fv;
+    if (gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &fv) == 0)
+        c->norm_eps = (float)fv;
     if (gguf_get_float(g, "llama.rope.freq_base", &fv) == 0) c->rope_theta = (float)fv;
     const tensor_t *emb = ttab_find(&m->tensors, "token_embd.weight");
     if (!emb || emb->ndim != 2) return err_set("%s: tensor 'token_embd.weight' is missing", path);
@@ -310,9 +316,12 @@ model_t *model_open(const char *path, const char *tokenizer) {
         err_set("%s: no such file or folder", path);
         goto fail;
     }
-    if (S_ISDIR(st.st_mode)) rc = hf_model_load(m, path);
-    else if (gguf_is_gguf(path)) rc = gguf_model_load(m, path);
-    else rc = llama2c_load(m, path);
+    if (S_ISDIR(st.st_mode))
+        rc = hf_model_load(m, path);
+    else if (gguf_is_gguf(path))
+        rc = gguf_model_load(m, path);
+    else
+        rc = llama2c_load(m, path);
     if (rc) goto fail;
     if (tokenizer) {
         m->tok = tok_load(tokenizer, m->cfg.vocab);
@@ -352,7 +361,8 @@ void model_close(model_t *m) {
     free(m->layers);
     ttab_free(&m->tensors);
     if (m->src_close) m->src_close(m->src);
-    for (int i = 0; i < m->n_files; i++) mfile_close(m->files[i]);
+    for (int i = 0; i < m->n_files; i++)
+        mfile_close(m->files[i]);
     free(m->files);
     free(m->owned);
     free(m->path);
@@ -369,11 +379,11 @@ void model_param_counts(const model_t *m, mparams_t *p) {
     p->head = m->tied ? 0 : lin_nel(&m->lm_head);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         const mlayer_t *L = &m->layers[l];
-        p->attn += lin_nel(&L->q) + lin_nel(&L->k) + lin_nel(&L->v) + lin_nel(&L->qkv) +
-                   lin_nel(&L->o);
+        p->attn +=
+            lin_nel(&L->q) + lin_nel(&L->k) + lin_nel(&L->v) + lin_nel(&L->qkv) + lin_nel(&L->o);
         p->ffn += lin_nel(&L->gate) + lin_nel(&L->up) + lin_nel(&L->down);
-        p->norm += nel(L->attn_norm_w) + nel(L->attn_norm_b) + nel(L->ffn_norm_w) +
-                   nel(L->ffn_norm_b);
+        p->norm +=
+            nel(L->attn_norm_w) + nel(L->attn_norm_b) + nel(L->ffn_norm_w) + nel(L->ffn_norm_b);
     }
     p->total = p->embed + p->attn + p->ffn + p->norm + p->head;
 }

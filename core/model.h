@@ -62,8 +62,8 @@ typedef struct model {
     const tensor_t *tok_embd; /* (vocab, d_model) */
     const tensor_t *pos_embd; /* (max_seq, d_model) or NULL */
     const tensor_t *out_norm_w, *out_norm_b;
-    lin_t lm_head; /* (vocab, d_model); may be the token embedding */
-    int tied;      /* lm_head is the token embedding */
+    lin_t lm_head;    /* (vocab, d_model); may be the token embedding */
+    int tied;         /* lm_head is the token embedding */
     mlayer_t *layers; /* (n_layer) owned */
     ttab_t tensors;   /* every tensor of the file(s); owned table, borrowed data */
     tok_t *tok;       /* owned; NULL if none was found */
@@ -71,8 +71,8 @@ typedef struct model {
     char format[48];  /* "llama2.c", "llama2.c v1", "GGUF v3", "safetensors", ... */
     mfile_t **files;  /* owned mappings */
     int n_files;
-    void *owned;      /* loader-owned buffers, freed by model_close */
-    void *src;        /* loader handle (e.g. gguf_t*), closed by model_close */
+    void *owned; /* loader-owned buffers, freed by model_close */
+    void *src;   /* loader handle (e.g. gguf_t*), closed by model_close */
     void (*src_close)(void *);
 } model_t;
 

@@ -15,7 +15,8 @@ struct strmap_slot {
 
 static uint32_t hash_bytes(const char *s, size_t n) {
     uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
     return h;
 }
 
@@ -23,7 +24,8 @@ void strmap_init(strmap_t *m) { memset(m, 0, sizeof *m); }
 
 void strmap_free(strmap_t *m) {
     if (!m) return;
-    for (size_t i = 0; i < m->n_chunks; i++) free(m->chunks[i]);
+    for (size_t i = 0; i < m->n_chunks; i++)
+        free(m->chunks[i]);
     free(m->chunks);
     free(m->slots);
     memset(m, 0, sizeof *m);
@@ -54,7 +56,8 @@ static int grow(strmap_t *m) {
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].key) continue;
         size_t j = m->slots[i].hash & (cap - 1);
-        while (s[j].key) j = (j + 1) & (cap - 1);
+        while (s[j].key)
+            j = (j + 1) & (cap - 1);
         s[j] = m->slots[i];
     }
     free(m->slots);

@@ -13,7 +13,7 @@ static const struct {
     const char *name;
     int block_elems, block_bytes;
 } dtype_info[DT_COUNT] = {
-    [DT_F32] = {"F32", 1, 4},    [DT_F16] = {"F16", 1, 2},     [DT_BF16] = {"BF16", 1, 2},
+    [DT_F32] = {"F32", 1, 4},     [DT_F16] = {"F16", 1, 2},     [DT_BF16] = {"BF16", 1, 2},
     [DT_Q8_0] = {"Q8_0", 32, 34}, [DT_Q4_0] = {"Q4_0", 32, 18},
 };
 
@@ -47,7 +47,8 @@ uint64_t tensor_bytes_for(dtype_t t, int ndim, const int64_t *shape) {
 
 int64_t tensor_nelem(const tensor_t *t) {
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
     return n;
 }
 int64_t tensor_cols(const tensor_t *t) { return t->shape[t->ndim - 1]; }
@@ -114,9 +115,7 @@ uint16_t f32_to_bf16(float f) {
 static void get_row(const tensor_t *t, int64_t row, int64_t cols, float *out) {
     const uint8_t *base = t->data;
     switch (t->dtype) {
-    case DT_F32:
-        memcpy(out, base + (uint64_t)row * cols * 4, (size_t)cols * 4);
-        break;
+    case DT_F32: memcpy(out, base + (uint64_t)row * cols * 4, (size_t)cols * 4); break;
     case DT_F16: {
         const uint8_t *p = base + (uint64_t)row * cols * 2;
         for (int64_t j = 0; j < cols; j++) {
@@ -142,7 +141,8 @@ static void get_row(const tensor_t *t, int64_t row, int64_t cols, float *out) {
             memcpy(&h, p, 2);
             float d = f16_to_f32(h);
             const int8_t *q = (const int8_t *)(p + 2);
-            for (int j = 0; j < 32; j++) out[b * 32 + j] = d * (float)q[j];
+            for (int j = 0; j < 32; j++)
+                out[b * 32 + j] = d * (float)q[j];
         }
         break;
     }
@@ -160,15 +160,15 @@ static void get_row(const tensor_t *t, int64_t row, int64_t cols, float *out) {
         }
         break;
     }
-    default:
-        PRB_ASSERT(!"unknown dtype");
+    default: PRB_ASSERT(!"unknown dtype");
     }
 }
 
 void tensor_get_rows(const tensor_t *t, int64_t row0, int64_t nrows, float *out) {
     int64_t cols = tensor_cols(t);
     PRB_ASSERT(row0 >= 0 && row0 + nrows <= tensor_rows(t));
-    for (int64_t r = 0; r < nrows; r++) get_row(t, row0 + r, cols, out + r * cols);
+    for (int64_t r = 0; r < nrows; r++)
+        get_row(t, row0 + r, cols, out + r * cols);
 }
 
 void ttab_init(ttab_t *tab) { memset(tab, 0, sizeof *tab); }

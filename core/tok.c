@@ -41,10 +41,14 @@ static int utf8_valid_at(const unsigned char *s, size_t n) {
     if (c < 0x80) return 1;
     int len;
     unsigned cp;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0)
+        len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
     if ((size_t)len > n) return 0;
     for (int i = 1; i < len; i++) {
         if ((s[i] & 0xc0) != 0x80) return 0;
@@ -76,7 +80,8 @@ tok_t *tok_alloc(int n_vocab, const char *source) {
     t->special = calloc((size_t)n_vocab, 1);
     t->source = strdup(source);
     t->bos_id = t->eos_id = t->unk_id = -1;
-    for (int i = 0; i < 256; i++) t->byte_id[i] = -1;
+    for (int i = 0; i < 256; i++)
+        t->byte_id[i] = -1;
     strmap_init(&t->raw_to_id);
     strmap_init(&t->merge_rank);
     if (!t->piece || !t->piece_len || !t->raw || !t->special || !t->source) {
@@ -200,7 +205,8 @@ tok_t *tok_load_llama2c(const char *path, int vocab) {
     t->unk_id = 0;
     t->bos_id = vocab > 1 ? 1 : -1;
     t->eos_id = vocab > 2 ? 2 : -1;
-    for (int i = 0; i < 3 && i < vocab; i++) t->special[i] = 1;
+    for (int i = 0; i < 3 && i < vocab; i++)
+        t->special[i] = 1;
     t->add_bos = 1;
     t->add_dummy_prefix = 1;
     free(buf);
@@ -231,8 +237,8 @@ tok_t *tok_from_gguf(const void *gp) {
     const gguf_kv_t *toks = gguf_find(g, "tokenizer.ggml.tokens");
     const gguf_kv_t *scores = gguf_find(g, "tokenizer.ggml.scores");
     const gguf_kv_t *types = gguf_find(g, "tokenizer.ggml.token_type");
-    if (!toks || toks->type != GGUF_T_ARRAY || toks->arr_type != GGUF_T_STRING || toks->arr_n == 0 ||
-        toks->arr_n > (1 << 24)) {
+    if (!toks || toks->type != GGUF_T_ARRAY || toks->arr_type != GGUF_T_STRING ||
+        toks->arr_n == 0 || toks->arr_n > (1 << 24)) {
         err_set("%s: 'tokenizer.ggml.tokens' is missing or not a string array", path);
         return NULL;
     }
@@ -295,9 +301,13 @@ tok_t *tok_from_gguf(const void *gp) {
     free(tmp);
     tmp = NULL;
     int64_t v;
-    t->bos_id = gguf_get_int(g, "tokenizer.ggml.bos_token_id", &v) == 0 && v >= 0 && v < n ? (int)v : -1;
-    t->eos_id = gguf_get_int(g, "tokenizer.ggml.eos_token_id", &v) == 0 && v >= 0 && v < n ? (int)v : -1;
-    t->unk_id = gguf_get_int(g, "tokenizer.ggml.unknown_token_id", &v) == 0 && v >= 0 && v < n ? (int)v : -1;
+    t->bos_id =
+        gguf_get_int(g, "tokenizer.ggml.bos_token_id", &v) == 0 && v >= 0 && v < n ? (int)v : -1;
+    t->eos_id =
+        gguf_get_int(g, "tokenizer.ggml.eos_token_id", &v) == 0 && v >= 0 && v < n ? (int)v : -1;
+    t->unk_id = gguf_get_int(g, "tokenizer.ggml.unknown_token_id", &v) == 0 && v >= 0 && v < n
+                    ? (int)v
+                    : -1;
     t->add_bos = 1;
     if (gguf_get_int(g, "tokenizer.ggml.add_bos_token", &v) == 0) t->add_bos = v != 0;
     t->add_dummy_prefix = 1;
@@ -325,7 +335,7 @@ tok_t *tok_load(const char *path, int vocab_hint) {
 
 typedef struct {
     float score;
-    int left; /* symbol index */
+    int left;     /* symbol index */
     int lid, rid; /* ids when pushed: a stale entry no longer matches */
     int merged;   /* resulting id */
 } cand_t;
@@ -443,10 +453,12 @@ static int encode_spm_score(const tok_t *t, const char *text, size_t len, int *o
         sy[i].next = sy[j].next;
         if (sy[j].next >= 0) sy[sy[j].next].prev = i;
         sy[j].id = -1;
-        if (spm_try_pair(t, sy, sy[i].prev, &h, &buf, &bcap) || spm_try_pair(t, sy, i, &h, &buf, &bcap))
+        if (spm_try_pair(t, sy, sy[i].prev, &h, &buf, &bcap) ||
+            spm_try_pair(t, sy, i, &h, &buf, &bcap))
             goto oom;
     }
-    for (int i = ns ? 0 : -1; i >= 0; i = sy[i].next) out[(*n_out)++] = sy[i].id;
+    for (int i = ns ? 0 : -1; i >= 0; i = sy[i].next)
+        out[(*n_out)++] = sy[i].id;
     rc = 0;
     goto done;
 oom:
@@ -551,18 +563,23 @@ char *tok_display(const tok_t *t, int id, char *buf, size_t cap) {
         snprintf(buf, cap, "%s", t->raw[id] && t->raw[id][0] ? t->raw[id] : "<special>");
         /* llama2.c stores "\n<s>\n": show the bare name. */
         char *s = buf;
-        while (*s == '\n') memmove(s, s + 1, strlen(s));
+        while (*s == '\n')
+            memmove(s, s + 1, strlen(s));
         size_t l = strlen(buf);
-        while (l && buf[l - 1] == '\n') buf[--l] = '\0';
+        while (l && buf[l - 1] == '\n')
+            buf[--l] = '\0';
         return buf;
     }
     for (int i = 0; i < len;) {
         char tmp[16];
         int l = utf8_valid_at(p + i, (size_t)(len - i));
         int w;
-        if (l == 1 && p[i] == '\n') w = snprintf(tmp, sizeof tmp, "\\n");
-        else if (l == 1 && p[i] == '\t') w = snprintf(tmp, sizeof tmp, "\\t");
-        else if (l == 1 && p[i] == '\r') w = snprintf(tmp, sizeof tmp, "\\r");
+        if (l == 1 && p[i] == '\n')
+            w = snprintf(tmp, sizeof tmp, "\\n");
+        else if (l == 1 && p[i] == '\t')
+            w = snprintf(tmp, sizeof tmp, "\\t");
+        else if (l == 1 && p[i] == '\r')
+            w = snprintf(tmp, sizeof tmp, "\\r");
         else if (l == 0 || (l == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
             w = snprintf(tmp, sizeof tmp, "<0x%02X>", p[i]);
             l = 1;

@@ -43,9 +43,9 @@ typedef struct tok {
     strmap_t raw_to_id;         /* raw string -> id */
     /* Merge-rank BPE (TOK_BPE_*): "a b" pair of raw strings -> rank. */
     strmap_t merge_rank;
-    void *ext;                  /* kind-specific state (regex, ...); freed by tok_free */
+    void *ext; /* kind-specific state (regex, ...); freed by tok_free */
     void (*ext_free)(void *);
-    char *source;               /* file it came from, for messages; owned */
+    char *source; /* file it came from, for messages; owned */
 } tok_t;
 
 /* llama2.c tokenizer.bin (int32 max length, then per token f32 score, int32

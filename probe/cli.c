@@ -136,8 +136,9 @@ int cli_global_opts(int *argc, char **argv) {
             long n;
             if (r < 0) return EXIT_USAGE;
             if (cli_parse_int(v, 0, 1L << 30, &n)) {
-                fprintf(stderr, "probe: --max-tokens needs a number of tokens in 0..%ld (0 = no "
-                                "limit), not '%s'\n",
+                fprintf(stderr,
+                        "probe: --max-tokens needs a number of tokens in 0..%ld (0 = no "
+                        "limit), not '%s'\n",
                         1L << 30, v);
                 return EXIT_USAGE;
             }
@@ -146,14 +147,14 @@ int cli_global_opts(int *argc, char **argv) {
             unsigned long long b;
             if (r < 0) return EXIT_USAGE;
             if (cli_parse_size(v, &b) || b < (16ull << 20)) {
-                fprintf(stderr, "probe: --max-memory needs a size of at least 16M, such as 512M or "
-                                "4G, not '%s'\n",
+                fprintf(stderr,
+                        "probe: --max-memory needs a size of at least 16M, such as 512M or "
+                        "4G, not '%s'\n",
                         v);
                 return EXIT_USAGE;
             }
             struct rlimit rl;
-            if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
-                b > rl.rlim_max)
+            if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && b > rl.rlim_max)
                 b = rl.rlim_max; /* cannot raise a hard limit; lowering is what was asked */
             rl.rlim_cur = b;
             if (setrlimit(RLIMIT_DATA, &rl) != 0) {

@@ -16,7 +16,8 @@
 
 static void help(void) {
     printf(
-        "usage: probe activations [--model PATH] [--tokenizer PATH] (--prompt TEXT | --prompt-file F)\n"
+        "usage: probe activations [--model PATH] [--tokenizer PATH] (--prompt TEXT | --prompt-file "
+        "F)\n"
         "                         [--layer SPEC] [--top K] [--out FILE.h5|FILE.csv] [--logits]\n"
         "\n"
         "Runs each prompt through the model and records every FFN neuron's key activation m_i\n"
@@ -73,7 +74,8 @@ static int read_prompt_file(const char *path, prompt_t **ps, int *n) {
     int before = *n;
     for (size_t i = 0; i < len;) {
         size_t j = i;
-        while (j < len && buf[j] != '\n') j++;
+        while (j < len && buf[j] != '\n')
+            j++;
         size_t e = j;
         if (e > i && buf[e - 1] == '\r') e--;
         int blank = 1;
@@ -140,8 +142,7 @@ static int write_h5_root(hid_t f, const model_t *m, const acts_rec_t *r, int n_p
         h5w_attr_int(f, "n_layer", c->n_layer) || h5w_attr_int(f, "d_model", c->d_model) ||
         h5w_attr_int(f, "n_ff", c->n_ff) || h5w_attr_int(f, "vocab_size", c->vocab) ||
         h5w_attr_int(f, "gated", c->gated) || h5w_attr_int(f, "n_prompts", n_prompts) ||
-        h5w_attr_str(f, "key_activation",
-                     c->gated ? "act(gate.x) * (up.x)" : "act(W1.x + b1)") ||
+        h5w_attr_str(f, "key_activation", c->gated ? "act(gate.x) * (up.x)" : "act(W1.x + b1)") ||
         h5w_attr_str(f, "command", cli_command_line))
         return -1;
     return h5w_i32(f, "layers", r->layers, r->n_layers, 0);
@@ -180,7 +181,8 @@ static int write_h5_prompt(hid_t f, const model_t *m, const acts_rec_t *r, const
     rc = 0;
 done:
     if (toks)
-        for (int t = 0; t < p->n; t++) free(toks[t]);
+        for (int t = 0; t < p->n; t++)
+            free(toks[t]);
     free(toks);
     free(pos);
     H5Gclose(g);
@@ -343,8 +345,10 @@ int cmd_activations(int argc, char **argv) {
             cli_fail("prompt %d: %s", i, err_msg());
             goto done_model;
         }
-        if (kind == 0) print_table(m, rec, p, i, by_abs);
-        else if (kind == 2) write_csv_rows(&w, m, rec, p, i);
+        if (kind == 0)
+            print_table(m, rec, p, i, by_abs);
+        else if (kind == 2)
+            write_csv_rows(&w, m, rec, p, i);
         else if (write_h5_prompt(h5, m, rec, p, i, logits)) {
             cli_fail("%s: %s", out, err_msg());
             goto done_model;

@@ -7,16 +7,17 @@
 #include <string.h>
 
 static void help(void) {
-    printf("usage: probe info [--model PATH] [--tokenizer PATH] [--tensors]\n"
-           "\n"
-           "Prints the architecture, dimensions, tokenizer, the parameter count of each part\n"
-           "(embeddings, attention, FFN, norms, LM head) with the FFN's share, and the tensor list.\n"
-           "\n"
-           "  --model PATH      model file or folder (default: stories260K from $PROBE_SHARED)\n"
-           "  --tokenizer PATH  tokenizer file (default: the model's own)\n"
-           "  --no-tensors      leave out the tensor list\n"
-           "\n"
-           "example: probe info --model ../shared/models/stories260K/stories260K.gguf\n");
+    printf(
+        "usage: probe info [--model PATH] [--tokenizer PATH] [--tensors]\n"
+        "\n"
+        "Prints the architecture, dimensions, tokenizer, the parameter count of each part\n"
+        "(embeddings, attention, FFN, norms, LM head) with the FFN's share, and the tensor list.\n"
+        "\n"
+        "  --model PATH      model file or folder (default: stories260K from $PROBE_SHARED)\n"
+        "  --tokenizer PATH  tokenizer file (default: the model's own)\n"
+        "  --no-tensors      leave out the tensor list\n"
+        "\n"
+        "example: probe info --model ../shared/models/stories260K/stories260K.gguf\n");
 }
 
 static void count_line(const char *name, int64_t n, int64_t total) {
@@ -58,11 +59,12 @@ int cmd_info(int argc, char **argv) {
            c->head_dim);
     printf("vocab         %d\n", c->vocab);
     printf("context       %d\n", c->max_seq);
-    printf("norm          %s, eps %g\n", c->norm == NORM_RMS ? "RMSNorm" : "LayerNorm", c->norm_eps);
+    printf("norm          %s, eps %g\n", c->norm == NORM_RMS ? "RMSNorm" : "LayerNorm",
+           c->norm_eps);
     if (c->rope != ROPE_NONE)
         printf("rope          %s, theta %g, %d of %d dims\n",
-               c->rope == ROPE_PAIRWISE ? "pairwise" : "rotate-half", c->rope_theta,
-               c->rotary_dim, c->head_dim);
+               c->rope == ROPE_PAIRWISE ? "pairwise" : "rotate-half", c->rope_theta, c->rotary_dim,
+               c->head_dim);
     printf("lm head       %s\n", m->tied ? "tied to the token embedding" : "separate");
     if (m->tok)
         printf("tokenizer     %s, %d tokens (%s)\n", tok_kind_name(m->tok->kind), m->tok->n_vocab,

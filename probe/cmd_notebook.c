@@ -82,11 +82,14 @@ int cmd_notebook(int argc, char **argv) {
     }
     const char *dst = out ? out : dflt;
     int rc = EXIT_OK, cells = 0;
-    if (!strcmp(dst, in)) rc = cli_fail("%s: the notebook would overwrite the result", dst);
-    else if (nb_write(&res, dst, &cells)) rc = cli_fail_err();
+    if (!strcmp(dst, in))
+        rc = cli_fail("%s: the notebook would overwrite the result", dst);
+    else if (nb_write(&res, dst, &cells))
+        rc = cli_fail_err();
     else
-        fprintf(stderr, "probe: wrote %s (%s, %d cells); run it with: jupyter nbconvert --to html "
-                        "--execute %s\n",
+        fprintf(stderr,
+                "probe: wrote %s (%s, %d cells); run it with: jupyter nbconvert --to html "
+                "--execute %s\n",
                 dst, res.kind_name, cells, dst);
     free(dflt);
     res_info_free(&res);

@@ -25,7 +25,8 @@
 
 static void help(void) {
     printf(
-        "usage: probe triggers [--model PATH] [--tokenizer PATH] --corpus FILE|- --out FILE.h5|FILE.csv\n"
+        "usage: probe triggers [--model PATH] [--tokenizer PATH] --corpus FILE|- --out "
+        "FILE.h5|FILE.csv\n"
         "                      [--layer SPEC] [--top N] [--context C] [--per doc|token] [options]\n"
         "\n"
         "Finds, for every FFN neuron of the chosen layers, the N corpus positions with the\n"
@@ -77,7 +78,8 @@ static void help(void) {
         "\n"
         "examples:\n"
         "  probe triggers --corpus wiki.txt --layer all --top 25 --out triggers.h5\n"
-        "  probe triggers --corpus stories.jsonl --layer 3 --top 50 --context 64 --out triggers.csv\n"
+        "  probe triggers --corpus stories.jsonl --layer 3 --top 50 --context 64 --out "
+        "triggers.csv\n"
         "  probe triggers --corpus big.txt --layer all --stats-only --out stats.h5\n");
 }
 
@@ -112,7 +114,8 @@ static void progress(const corpus_stats_t *cs, const trg_counts_t *tc, double t0
         if (frac > 1) frac = 1;
         char bar[21];
         int w = (int)(frac * 20);
-        for (int i = 0; i < 20; i++) bar[i] = i < w ? '#' : '.';
+        for (int i = 0; i < 20; i++)
+            bar[i] = i < w ? '#' : '.';
         bar[20] = '\0';
         fmt_hms(frac > 0 ? el * (1 - frac) / frac : -1, eta, sizeof eta);
         k = snprintf(line, sizeof line, "[%s] %3.0f%%  %lld tokens  %.0f tok/s  ETA %s", bar,
@@ -132,7 +135,8 @@ static void progress(const corpus_stats_t *cs, const trg_counts_t *tc, double t0
 static int buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
     if (*len + n + 1 > *cap) {
         size_t nc = (*cap ? *cap * 2 : 256);
-        while (nc < *len + n + 1) nc *= 2;
+        while (nc < *len + n + 1)
+            nc *= 2;
         char *x = realloc(*b, nc);
         if (!x) return err_set("out of memory");
         *b = x;
@@ -152,12 +156,17 @@ static size_t utf8_bad_run(const unsigned char *s, size_t n) {
     unsigned c = s[0];
     int len;
     unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-    else return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+    else
+        return 1;
     size_t k = 1;
-    while (k < (size_t)len && k < n && s[k] >= (k == 1 ? lo : 0x80) && s[k] <= (k == 1 ? hi : 0xbf)) k++;
+    while (k < (size_t)len && k < n && s[k] >= (k == 1 ? lo : 0x80) && s[k] <= (k == 1 ? hi : 0xbf))
+        k++;
     return k;
 }
 
@@ -215,7 +224,8 @@ static int h5_num(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const v
         H5Pset_deflate(pl, 4);
     }
     hid_t ds = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
-    herr_t r = ds < 0 ? -1 : (rows > 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
+    herr_t r =
+        ds < 0 ? -1 : (rows > 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
     if (ds >= 0) H5Dclose(ds);
     H5Pclose(pl);
     H5Sclose(sp);
@@ -235,7 +245,8 @@ static int h5_strs2(hid_t loc, const char *name, char *const *s, int64_t rows, i
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
     hid_t sp = H5Screate_simple(2, dims, NULL);
     hid_t ds = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t r = ds < 0 ? -1 : (rows * cols > 0 ? H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) : 0);
+    herr_t r =
+        ds < 0 ? -1 : (rows * cols > 0 ? H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) : 0);
     if (ds >= 0) H5Dclose(ds);
     H5Sclose(sp);
     H5Tclose(t);
@@ -266,7 +277,8 @@ static int h5_root(hid_t f, const model_t *m, const trg_t *t, const run_info_t *
         h5w_attr_str(f, "command", cli_command_line) || h5w_attr_str(f, "corpus", ri->corpus) ||
         h5w_attr_str(f, "corpus_format", corpus_fmt_name(ri->fmt)) ||
         h5w_attr_int(f, "window", o->window) || h5w_attr_int(f, "stride", o->stride) ||
-        h5w_attr_int(f, "top", o->stats_only ? 0 : o->top) || h5w_attr_int(f, "context", o->context) ||
+        h5w_attr_int(f, "top", o->stats_only ? 0 : o->top) ||
+        h5w_attr_int(f, "context", o->context) ||
         h5w_attr_str(f, "per", o->per == TRG_PER_DOC ? "doc" : "token") ||
         h5w_attr_str(f, "rank_by", o->rank_by == TRG_RANK_PRE ? "pre" : "post") ||
         h5w_attr_int(f, "skip_bos", o->skip_bos) || h5w_attr_int(f, "stats_only", o->stats_only) ||
@@ -278,11 +290,13 @@ static int h5_root(hid_t f, const model_t *m, const trg_t *t, const run_info_t *
         h5w_attr_int(f, "skipped_bad_json", cs->bad_json) ||
         h5w_attr_int(f, "skipped_no_text", cs->no_text) ||
         h5w_attr_int(f, "skipped_empty", cs->empty) ||
-        h5w_attr_int(f, "skipped_too_long", cs->too_long) || h5w_attr_int(f, "docs_split", cs->split))
+        h5w_attr_int(f, "skipped_too_long", cs->too_long) ||
+        h5w_attr_int(f, "docs_split", cs->split))
         return -1;
     int n = trg_n_layers(t);
     int32_t layers[n];
-    for (int s = 0; s < n; s++) layers[s] = trg_layer(t, s);
+    for (int s = 0; s < n; s++)
+        layers[s] = trg_layer(t, s);
     return h5w_i32(f, "layers", layers, n, 0);
 }
 
@@ -294,15 +308,17 @@ static int h5_stats(hid_t g, const trg_t *t, int s) {
     hid_t sg = h5w_group(g, "stats");
     if (sg < 0) return -1;
     double probs[TRG_MAX_QUANTILES];
-    for (int q = 0; q < o->n_quantiles; q++) probs[q] = o->quantiles[q];
+    for (int q = 0; q < o->n_quantiles; q++)
+        probs[q] = o->quantiles[q];
     int bad = h5w_attr_int(sg, "n_positions", st.n) || h5w_attr_int(sg, "n_dead", st.n_dead) ||
               h5w_attr_int(sg, "n_density_below_1e-4", st.n_rare[0]) ||
               h5w_attr_int(sg, "n_density_below_1e-3", st.n_rare[1]) ||
               h5w_attr_int(sg, "n_density_below_1e-2", st.n_rare[2]) ||
               h5_f64(sg, "mean", st.mean, F, 0) || h5_f64(sg, "variance", st.variance, F, 0) ||
-              h5_f64(sg, "skewness", st.skewness, F, 0) || h5_f64(sg, "kurtosis", st.kurtosis, F, 0) ||
-              h5w_f32(sg, "min", st.min, F, 0) || h5w_f32(sg, "max", st.max, F, 0) ||
-              h5_f64(sg, "density", st.density, F, 0) || h5_i64(sg, "active_count", st.active, F, 0) ||
+              h5_f64(sg, "skewness", st.skewness, F, 0) ||
+              h5_f64(sg, "kurtosis", st.kurtosis, F, 0) || h5w_f32(sg, "min", st.min, F, 0) ||
+              h5w_f32(sg, "max", st.max, F, 0) || h5_f64(sg, "density", st.density, F, 0) ||
+              h5_i64(sg, "active_count", st.active, F, 0) ||
               h5_f64(sg, "quantile_probs", probs, o->n_quantiles, 0) ||
               (o->n_quantiles && h5_f64(sg, "quantiles", st.quantile, o->n_quantiles, F)) ||
               h5_i64(sg, "hist_counts", st.hist, st.n_hist, 0) ||
@@ -367,7 +383,8 @@ static int h5_layer(hid_t f, const model_t *m, const trg_t *t, int s, int agreem
               (agreement && (h5w_i32(g, "next_rank", nrank, F, N) ||
                              h5w_i32(g, "value_top1", trg_value_top1(t, s), F, 0)));
     if (pfx)
-        for (size_t i = 0; i < FN; i++) free(pfx[i]);
+        for (size_t i = 0; i < FN; i++)
+            free(pfx[i]);
     free(pfx);
     free(key);
     free(pre);
@@ -421,7 +438,8 @@ static int write_h5(const char *path, const model_t *m, const trg_t *t, const ru
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) return err_set("cannot create the HDF5 file");
     int bad = h5_root(f, m, t, ri);
-    for (int s = 0; s < trg_n_layers(t) && !bad; s++) bad = h5_layer(f, m, t, s, ri->agreement);
+    for (int s = 0; s < trg_n_layers(t) && !bad; s++)
+        bad = h5_layer(f, m, t, s, ri->agreement);
     if (!bad && ri->agreement) bad = h5_agreement(f, t);
     if (H5Fclose(f) < 0 && !bad) bad = err_set("cannot finish the HDF5 file");
     return bad ? -1 : 0;
@@ -452,8 +470,10 @@ static int csv_triggers(FILE *fp, const model_t *m, const trg_t *t, int agreemen
                 csvw_str(&w, tok_display(m->tok, e.token, tb, sizeof tb));
                 csvw_str(&w, e.next >= 0 ? tok_display(m->tok, e.next, nb, sizeof nb) : "");
                 csvw_float(&w, e.pre);
-                if (m->cfg.gated) csvw_float(&w, e.up);
-                else csvw_str(&w, "");
+                if (m->cfg.gated)
+                    csvw_float(&w, e.up);
+                else
+                    csvw_str(&w, "");
                 csvw_int(&w, e.token);
                 csvw_int(&w, e.next);
                 csvw_int(&w, agreement ? e.next_rank : -1);
@@ -466,8 +486,9 @@ static int csv_triggers(FILE *fp, const model_t *m, const trg_t *t, int agreemen
 static int csv_stats(FILE *fp, const trg_t *t) {
     const trg_opts_t *o = trg_opts(t);
     char hdr[1024];
-    size_t k = (size_t)snprintf(hdr, sizeof hdr, "layer,neuron,n,mean,variance,skewness,kurtosis,"
-                                                "min,max,density,active_count");
+    size_t k = (size_t)snprintf(hdr, sizeof hdr,
+                                "layer,neuron,n,mean,variance,skewness,kurtosis,"
+                                "min,max,density,active_count");
     for (int q = 0; q < o->n_quantiles && k < sizeof hdr; q++)
         k += (size_t)snprintf(hdr + k, sizeof hdr - k, ",q%g", o->quantiles[q]);
     csvw_t w;
@@ -489,7 +510,8 @@ static int csv_stats(FILE *fp, const trg_t *t) {
             csvw_float(&w, st.max[j]);
             csvw_float(&w, st.density[j]);
             csvw_int(&w, st.active[j]);
-            for (int q = 0; q < o->n_quantiles; q++) csvw_float(&w, st.quantile[(size_t)q * F + j]);
+            for (int q = 0; q < o->n_quantiles; q++)
+                csvw_float(&w, st.quantile[(size_t)q * F + j]);
             csvw_end_row(&w);
         }
     }
@@ -549,9 +571,18 @@ static int csv_agreement(FILE *fp, const trg_t *t) {
 }
 
 typedef int (*csv_fn)(FILE *, const model_t *, const trg_t *, int);
-static int csv_stats_w(FILE *fp, const model_t *m, const trg_t *t, int a) { (void)m, (void)a; return csv_stats(fp, t); }
-static int csv_hist_w(FILE *fp, const model_t *m, const trg_t *t, int a) { (void)m, (void)a; return csv_hist(fp, t); }
-static int csv_agree_w(FILE *fp, const model_t *m, const trg_t *t, int a) { (void)m, (void)a; return csv_agreement(fp, t); }
+static int csv_stats_w(FILE *fp, const model_t *m, const trg_t *t, int a) {
+    (void)m, (void)a;
+    return csv_stats(fp, t);
+}
+static int csv_hist_w(FILE *fp, const model_t *m, const trg_t *t, int a) {
+    (void)m, (void)a;
+    return csv_hist(fp, t);
+}
+static int csv_agree_w(FILE *fp, const model_t *m, const trg_t *t, int a) {
+    (void)m, (void)a;
+    return csv_agreement(fp, t);
+}
 
 static int write_csv(const char *tmp, csv_fn fn, const model_t *m, const trg_t *t, int agreement) {
     FILE *fp = fopen(tmp, "w");
@@ -567,9 +598,10 @@ static void print_summary(const trg_t *t, int agreement) {
     const trg_opts_t *o = trg_opts(t);
     if (agreement) {
         const trg_agree_t *a0 = trg_agree_table(t, 0);
-        printf("key-value agreement (Geva et al. 2021, Section 4): rank of each trigger's next token\n"
-               "in its neuron's value projection (0 = top; chance: share %.4f, mean rank %.1f)\n",
-               1.0 / a0->vocab, (a0->vocab - 1) / 2.0);
+        printf(
+            "key-value agreement (Geva et al. 2021, Section 4): rank of each trigger's next token\n"
+            "in its neuron's value projection (0 = top; chance: share %.4f, mean rank %.1f)\n",
+            1.0 / a0->vocab, (a0->vocab - 1) / 2.0);
         printf("%5s %8s %8s %8s %8s %11s %11s %11s %11s\n", "layer", "neurons", "eval", "agree",
                "share", "mean_rank", "median", "top_mean", "top_median");
         for (int s = 0; s < trg_n_layers(t); s++) {
@@ -580,9 +612,10 @@ static void print_summary(const trg_t *t, int agreement) {
         }
     }
     if (o->stats) {
-        printf("neuron statistics (key activations; density = share of positions with pre-activation > 0)\n");
-        printf("%5s %8s %8s %10s %10s %10s %12s %12s\n", "layer", "neurons", "dead", "<1e-3", "<1e-2",
-               "mean_dens", "mean_max", "mean_kurt");
+        printf("neuron statistics (key activations; density = share of positions with "
+               "pre-activation > 0)\n");
+        printf("%5s %8s %8s %10s %10s %10s %12s %12s\n", "layer", "neurons", "dead", "<1e-3",
+               "<1e-2", "mean_dens", "mean_max", "mean_kurt");
         for (int s = 0; s < trg_n_layers(t); s++) {
             trg_stats_t st;
             if (trg_get_stats(t, s, &st)) continue;
@@ -633,7 +666,8 @@ static int pack_cb(void *t, void **buf, size_t *len) { return trg_pack(t, buf, l
 static int merge_cb(void *t, const void *buf, size_t len) { return trg_merge(t, buf, len); }
 
 int cmd_triggers(int argc, char **argv) {
-    const char *model = NULL, *tokenizer = NULL, *layer_spec = "all", *out = NULL, *corpus = NULL, *v;
+    const char *model = NULL, *tokenizer = NULL, *layer_spec = "all", *out = NULL, *corpus = NULL,
+               *v;
     const char *quantiles = NULL;
     long top = -1, context = -1, window = -1, stride = -1, threads = 0, qevery = -1,
          max_doc = 1 << 20;
@@ -646,12 +680,12 @@ int cmd_triggers(int argc, char **argv) {
             return EXIT_OK;
         }
 #define OPT(name) ((r = cli_opt(argc, argv, &i, name, &v)) != 0)
-#define NUM(name, lo, hi, dst)                                                                  \
-    if (OPT(name)) {                                                                            \
-        if (r < 0 || cli_parse_int(v, lo, hi, &dst))                                            \
-            return cli_usage("triggers", "%s wants a whole number in %ld..%ld, got '%s'", name, \
-                             (long)(lo), (long)(hi), r < 0 ? "" : v);                           \
-        continue;                                                                               \
+#define NUM(name, lo, hi, dst)                                                                     \
+    if (OPT(name)) {                                                                               \
+        if (r < 0 || cli_parse_int(v, lo, hi, &dst))                                               \
+            return cli_usage("triggers", "%s wants a whole number in %ld..%ld, got '%s'", name,    \
+                             (long)(lo), (long)(hi), r < 0 ? "" : v);                              \
+        continue;                                                                                  \
     }
         NUM("--top", 1, 100000, top)
         NUM("--context", 1, 65536, context)
@@ -715,7 +749,8 @@ int cmd_triggers(int argc, char **argv) {
 #undef NUM
 #undef OPT
     }
-    if (!corpus) return cli_usage("triggers", "give the corpus with --corpus FILE (or - for stdin)");
+    if (!corpus)
+        return cli_usage("triggers", "give the corpus with --corpus FILE (or - for stdin)");
     int kind = 0; /* 1 h5, 2 csv */
     if (out) {
         size_t n = strlen(out);
@@ -726,9 +761,11 @@ int cmd_triggers(int argc, char **argv) {
         else
             return cli_usage("triggers", "--out must end in .h5, .hdf5 or .csv: '%s'", out);
     }
-    if (!out && !fwd_only) return cli_usage("triggers", "give the output with --out FILE.h5|FILE.csv");
+    if (!out && !fwd_only)
+        return cli_usage("triggers", "give the output with --out FILE.h5|FILE.csv");
     if (out && fwd_only) return cli_usage("triggers", "--forward-only writes nothing: drop --out");
-    if (stats_only && no_stats) return cli_usage("triggers", "--stats-only and --no-stats exclude each other");
+    if (stats_only && no_stats)
+        return cli_usage("triggers", "--stats-only and --no-stats exclude each other");
     if (exact && no_stats) return cli_usage("triggers", "--exact-stats needs statistics");
 
     /* Under mpirun/srun: this process is one rank of several (analysis/dist). */
@@ -861,7 +898,10 @@ int cmd_triggers(int argc, char **argv) {
         fprintf(stderr,
                 "probe: triggers: %d layers x %d neurons, %s, top %d per %s, context %d, window %d "
                 "stride %d; %.1f MiB for heaps and statistics\n",
-                n_layers, m->cfg.n_ff, fwd_only ? "forward only" : stats_only ? "statistics only" : "triggers",
+                n_layers, m->cfg.n_ff,
+                fwd_only     ? "forward only"
+                : stats_only ? "statistics only"
+                             : "triggers",
                 o.top, o.per == TRG_PER_DOC ? "document" : "token", o.context, o.window, o.stride,
                 trg_mem_bytes(t) / 1048576.0);
     int tty = !quiet && isatty(2);
@@ -913,21 +953,24 @@ int cmd_triggers(int argc, char **argv) {
         int bad;
         synced = 1;
         if (!dist_all_ok(1, &bad)) {
-            if (rank == 0) cli_fail("stopping: rank %d failed (see its message); no output written", bad);
+            if (rank == 0)
+                cli_fail("stopping: rank %d failed (see its message); no output written", bad);
             goto done;
         }
         int64_t id0 = dist_exscan_i64(gcs.ids);
         trg_shift_docs(t, id0);
-        int64_t *cnt[] = {&gcs.docs,  &gcs.ids,      &gcs.bad_utf8, &gcs.bad_json,
+        int64_t *cnt[] = {&gcs.docs,    &gcs.ids,   &gcs.bad_utf8, &gcs.bad_json,
                           &gcs.no_text, &gcs.empty, &gcs.too_long, &gcs.split};
         int64_t sum[9];
-        for (int i = 0; i < 8; i++) sum[i] = *cnt[i];
+        for (int i = 0; i < 8; i++)
+            sum[i] = *cnt[i];
         sum[8] = (int64_t)gcs.bytes;
         if (dist_sum_i64(sum, 9) || dist_reduce(pack_cb, merge_cb, t)) {
             cli_fail_err();
             goto done;
         }
-        for (int i = 0; i < 8; i++) *cnt[i] = sum[i];
+        for (int i = 0; i < 8; i++)
+            *cnt[i] = sum[i];
         gcs.bytes = (uint64_t)sum[8];
         if (rank > 0) {
             rc = EXIT_OK;
@@ -939,11 +982,12 @@ int cmd_triggers(int argc, char **argv) {
     const corpus_stats_t *cs = &gcs;
     const trg_counts_t *tc = trg_counts(t);
     int64_t skipped = cs->bad_utf8 + cs->bad_json + cs->no_text + cs->empty + cs->too_long;
-    fprintf(stderr,
-            "probe: triggers: %lld documents, %lld tokens (%lld positions counted, %lld through the "
-            "model) in %.2f s: tokens_per_s=%.1f cpu_s=%.2f\n",
-            (long long)tc->docs, (long long)tc->tokens, (long long)tc->counted,
-            (long long)tc->fwd_tokens, t_stream, t_stream > 0 ? tc->tokens / t_stream : 0.0, c_stream);
+    fprintf(
+        stderr,
+        "probe: triggers: %lld documents, %lld tokens (%lld positions counted, %lld through the "
+        "model) in %.2f s: tokens_per_s=%.1f cpu_s=%.2f\n",
+        (long long)tc->docs, (long long)tc->tokens, (long long)tc->counted,
+        (long long)tc->fwd_tokens, t_stream, t_stream > 0 ? tc->tokens / t_stream : 0.0, c_stream);
     if (skipped || cs->split)
         fprintf(stderr,
                 "probe: skipped %lld documents: %lld not UTF-8, %lld not JSON, %lld without text, "
@@ -990,8 +1034,10 @@ int cmd_triggers(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &block, &old);
     int bad = 0;
     for (int i = 0; i < n_of; i++) {
-        if (!bad && ofile_commit(of[i])) bad = 1;
-        else if (bad) ofile_abort(of[i]);
+        if (!bad && ofile_commit(of[i]))
+            bad = 1;
+        else if (bad)
+            ofile_abort(of[i]);
         of[i] = NULL;
     }
     sigprocmask(SIG_SETMASK, &old, NULL);

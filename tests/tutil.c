@@ -89,7 +89,8 @@ int tu_exists(const char *path) {
 int tu_lines(const char *s) {
     int n = 0;
     if (!s || !*s) return 0;
-    for (const char *p = s; *p; p++) n += *p == '\n';
+    for (const char *p = s; *p; p++)
+        n += *p == '\n';
     if (s[strlen(s) - 1] != '\n') n++;
     return n;
 }

@@ -10,6 +10,9 @@
 # Prints one line per command: seconds, and the heap summary.
 set -u
 probe=$(realpath "$1")
+# probe re-executes itself to set OMP_WAIT_POLICY when it is unset (probe/main.c);
+# valgrind does not follow an exec by default, so the policy is set here.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 S=${PROBE_SHARED:-../shared}
 S=$(realpath "$S")
 M=$S/models/stories260K
