@@ -185,6 +185,6 @@ format:
 	clang-format -i core/*.[ch] analysis/*.[ch] probe/*.[ch] tests/*.[ch] bench/*.c data/*.c
 
 clean:
-	rm -rf build build-asan $(FUZZ_BUILD)
+	rm -rf build build-asan $(FUZZ_BUILD) $(VG_BUILD)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

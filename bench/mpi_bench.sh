@@ -64,7 +64,8 @@ fi
 # ---- inputs (the generators of bench/triggers_bench.sh) --------------------------
 
 gen_corpus() { # BYTES OUT SEED
-    [ -s "$2" ] && return 0
+    # Kept between runs, rewritten when smaller than asked for.
+    [ -s "$2" ] && [ "$(stat -c %s "$2")" -ge "$1" ] && return 0
     "$PROBE_PY" - "$1" "$2.tmp" "$3" "$PROBE_SHARED/reference/stories260K/greedy.txt" <<'EOF'
 import random, sys
 size, out, seed, ref = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
