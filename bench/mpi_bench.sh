@@ -61,33 +61,9 @@ if ! command -v mpirun >/dev/null 2>&1; then
     exit 0
 fi
 
-# ---- inputs (the generators of bench/triggers_bench.sh) --------------------------
+# ---- inputs ----------------------------------------------------------------------
 
-gen_corpus() { # BYTES OUT SEED
-    # Kept between runs, rewritten when smaller than asked for.
-    [ -s "$2" ] && [ "$(stat -c %s "$2")" -ge "$1" ] && return 0
-    "$PROBE_PY" - "$1" "$2.tmp" "$3" "$PROBE_SHARED/reference/stories260K/greedy.txt" <<'EOF'
-import random, sys
-size, out, seed, ref = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-rnd = random.Random(seed)
-words = open(ref).read().split()
-succ = {}
-for a, b in zip(words, words[1:]):
-    succ.setdefault(a, []).append(b)
-w, n = rnd.choice(words), 0
-with open(out, "w") as f:
-    while n < size:
-        doc = []
-        for _ in range(rnd.randint(150, 450)):
-            w = rnd.choice(succ.get(w, words)) if rnd.random() < 0.85 else rnd.choice(words)
-            doc.append(w)
-        s = " ".join(doc) + "\n\n"
-        f.write(s)
-        n += len(s)
-EOF
-    mv "$2.tmp" "$2"
-}
-
+source "$(dirname "$0")/inputs.sh"
 gen_corpus $(( KB * 1000 )) "$D/mpi_corpus_${KB}k.txt" 3
 gen_corpus $(( MED_KB * 1000 )) "$D/mpi_corpus_med_${MED_KB}k.txt" 4
 
@@ -104,25 +80,7 @@ if [ ! -s "$MED" ]; then
     echo "mpi_bench: writing the GPT-2-medium-shaped random model (1.8 GB) to $MED" >&2
     "$D/mkmodel" "$MED" 1024 4096 24 16 16 50257 1024 >&2
 fi
-if [ ! -s "$TOK" ]; then
-    "$PROBE_PY" - "$S/tok512.bin" "$TOK" 50257 <<'EOF'
-import struct, sys
-src, out, vocab = sys.argv[1], sys.argv[2], int(sys.argv[3])
-buf = open(src, "rb").read()
-maxlen, off, toks = struct.unpack("<i", buf[:4])[0], 4, []
-while off < len(buf):
-    sc, n = struct.unpack("<fi", buf[off:off + 8])
-    toks.append((sc, buf[off + 8:off + 8 + n]))
-    off += 8 + n
-parts = [struct.pack("<i", max(maxlen, 8))]
-parts += [struct.pack("<fi", sc, len(p)) + p for sc, p in toks]
-for i in range(len(toks), vocab):  # not UTF-8: never matches text, never merges
-    p = b"\xff\xfe" + str(i).encode()
-    parts.append(struct.pack("<fi", -1e9, len(p)) + p)
-open(out + ".tmp", "wb").write(b"".join(parts))
-EOF
-    mv "$TOK.tmp" "$TOK"
-fi
+pad_tokenizer "$S/tok512.bin" "$TOK" 50257
 
 # ---- runs ------------------------------------------------------------------------
 

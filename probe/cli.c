@@ -169,3 +169,22 @@ int cli_global_opts(int *argc, char **argv) {
     argv[k] = NULL;
     return 0;
 }
+
+int cli_finish_output(const char *out, FILE **csv, int csv_bad, hid_t *h5, ofile_t **of) {
+    if (*csv) {
+        int bad = csv_bad | (fclose(*csv) != 0);
+        *csv = NULL;
+        if (bad) return cli_fail("%s: write error", out), -1;
+    }
+    if (*h5 >= 0) {
+        herr_t e = H5Fclose(*h5);
+        *h5 = -1;
+        if (e < 0) return cli_fail("%s: cannot finish the HDF5 file", out), -1;
+    }
+    if (*of) {
+        int e = ofile_commit(*of);
+        *of = NULL;
+        if (e) return cli_fail_err(), -1;
+    }
+    return 0;
+}

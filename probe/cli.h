@@ -3,8 +3,10 @@
 #ifndef PROBE_CLI_H
 #define PROBE_CLI_H
 
+#include "analysis/ofile.h"
 #include "core/model.h"
 
+#include <hdf5.h>
 #include <stdio.h>
 
 /* Exit codes: 0 ok, 1 bad input or runtime failure, 2 usage error. */
@@ -65,6 +67,13 @@ extern char cli_command_line[2048];
 int cli_global_opts(int *argc, char **argv);
 /* Parses "512M", "4G", "1048576" (binary units) into bytes; -1 if invalid. */
 int cli_parse_size(const char *s, unsigned long long *out);
+
+/* Finishes an output file OUT written through OF: closes *CSV if open
+ * (CSV_BAD: an earlier write failed) and *H5 if open, then renames the
+ * temporary file into place.  Each is reset (NULL, -1, NULL) as it goes, so
+ * the caller's cleanup leaves it alone.  Returns 0, or prints the failure and
+ * returns -1 (the temporary file is the caller's to abort). */
+int cli_finish_output(const char *out, FILE **csv, int csv_bad, hid_t *h5, ofile_t **of);
 
 /* Threads: --threads N (0 = all cores) sets OpenMP and OpenBLAS. */
 void cli_set_threads(int n);

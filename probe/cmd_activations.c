@@ -354,30 +354,9 @@ int cmd_activations(int argc, char **argv) {
             goto done_model;
         }
     }
-    if (kind == 2) {
-        int bad = csvw_status(&w);
-        bad |= fclose(csv) != 0;
-        csv = NULL;
-        if (bad) {
-            cli_fail("%s: write error", out);
-            goto done_model;
-        }
-    }
-    if (kind == 1) {
-        herr_t e = H5Fclose(h5);
-        h5 = -1;
-        if (e < 0) {
-            cli_fail("%s: cannot finish the HDF5 file", out);
-            goto done_model;
-        }
-    }
-    if (of) {
-        int e = ofile_commit(of);
-        of = NULL;
-        if (e) {
-            cli_fail_err();
-            goto done_model;
-        }
+    int wrote = of != NULL;
+    if (cli_finish_output(out, &csv, kind == 2 && csvw_status(&w), &h5, &of)) goto done_model;
+    if (wrote) {
         fprintf(stderr, "probe: wrote %s (%d prompts, %d layers)\n", out, n_prompts, n_layers);
     }
     rc = EXIT_OK;
