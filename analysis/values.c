@@ -22,6 +22,7 @@
 
 #include "core/err.h"
 #include "core/mfile.h"
+#include "core/vmath.h"
 #include "topk.h"
 
 #include <gsl/gsl_blas.h>
@@ -489,26 +490,6 @@ static double score_f64(const values_t *v, int t, const double *x, int zero) {
     return acc;
 }
 
-/* exp(x) for -87 <= x <= 0, vectorisable (no calls, no branches): Cephes'
- * expf polynomial after the reduction x = n ln2 + r, |r| <= ln2/2; relative
- * error ~2e-7.  The caller clamps x at -87 (exp(-87) ~ 2e-38, negligible
- * against the maximum's 1). */
-static inline float exp_nonpos(float x) {
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return p * scale;
-}
-
 /* "a passes the threshold": >= for top lists, <= for bottom lists. */
 static inline int passes(double a, double thr, int negate) { return negate ? a <= thr : a >= thr; }
 
@@ -633,7 +614,7 @@ static void post_row(const values_t *v, work_t *w, const float *s, const float *
             float xi = s[i] - mx;
             int top = xi == 0.0f;
             xi = xi > -87.0f ? xi : -87.0f;
-            float e = exp_nonpos(xi);
+            float e = vmath_exp(xi);
             z += top ? 0.0f : e;
             wz += e * xi;
             c += top;

@@ -9,6 +9,7 @@
 #include "fwd.h"
 
 #include "err.h"
+#include "vmath.h"
 
 #include <gsl/gsl_blas.h>
 #include <math.h>
@@ -223,35 +224,11 @@ static void norm_rows(const model_t *m, const tensor_t *wt, const tensor_t *bt, 
     }
 }
 
-/* exp(x), vectorisable (no calls, no branches): x clamped to [-87, 88] (the
- * float range; exp(-87) ~ 2e-38 is 0 for every use here), then Cephes' expf
- * polynomial after x = n ln2 + r, |r| <= ln2/2; relative error ~2e-7.  glibc's
- * expf is a call GCC vectorises only under -ffast-math, and the scalar calls
- * were most of the softmax and SiLU time (~9% of a pass). */
-static inline float exp_vec(float x) {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    /* NaN (a model file may hold NaN weights) passes the clamp; converting
-     * it to int is undefined, and p is NaN anyway, so any exponent will do. */
-    int32_t bits = ((n == n ? (int32_t)n : 0) + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return p * scale;
-}
-
 /* GPT-2's gelu_new, 0.5 x (1 + tanh z) with z = sqrt(2/pi) (x + 0.044715 x^3), is computed as
  * the identical x * sigmoid(2z): in float, 1 + tanhf(z) cancels to nothing for x < -4, while
  * this form keeps a relative error below 1e-5 everywhere. */
 static inline float gelu_tanh(float x) {
-    return x / (1.0f + exp_vec(-1.5957691216057308f * (x + 0.044715f * x * x * x)));
+    return x / (1.0f + vmath_exp(-1.5957691216057308f * (x + 0.044715f * x * x * x)));
 }
 
 /* KEY[i] = act(G[i]) * U[i] (U NULL: act(G[i])), one loop per activation so
@@ -261,7 +238,7 @@ static void act_span(act_t a, const float *g, const float *u, float *key, int n)
     case ACT_SILU:
 #pragma omp simd
         for (int i = 0; i < n; i++)
-            key[i] = g[i] / (1.0f + exp_vec(-g[i])) * (u ? u[i] : 1.0f);
+            key[i] = g[i] / (1.0f + vmath_exp(-g[i])) * (u ? u[i] : 1.0f);
         break;
     case ACT_GELU_TANH:
 #pragma omp simd
@@ -425,7 +402,7 @@ static void attention(fwd_t *f, int l, int T, int pos0, const float *q, int q_st
                     mx = row[j] > mx ? row[j] : mx;
                 /* Separate loops: GCC leaves a fused exp-and-sum loop scalar. */
                 for (int j = 0; j < valid; j++)
-                    row[j] = exp_vec(row[j] - mx);
+                    row[j] = vmath_exp(row[j] - mx);
                 float sum = 0; /* 16 partial sums of values <= 1: ample for float */
 #pragma omp simd reduction(+ : sum)
                 for (int j = 0; j < valid; j++)
