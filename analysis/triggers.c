@@ -329,16 +329,24 @@ static void fill_entry(const trg_t *t, ent_t *e, float v, float key, float pre, 
         e->ctx[i] = t->ids[start + i];
 }
 
-/* Offers a candidate that beat thr[] to neuron J of slot S. */
-static void heap_offer(trg_t *t, int s, int j, float v, float key, float pre, float up, int pos) {
+/* The entry a new candidate of neuron J (slot S) is written into: the next
+ * free one while the heap fills, else the root's (the weakest, replaced). */
+static ent_t *heap_next(const trg_t *t, int s, int j) {
+    size_t nj = (size_t)s * t->n_ff + j;
+    int c = t->cnt[nj];
+    return ent_at(t, s, j, c < t->N ? c : t->heap[nj * t->N]);
+}
+
+/* Restores the heap of neuron J after heap_next's entry was written: sifts
+ * it up from the end while filling, down from the root when full; keeps
+ * cnt[] and thr[] current. */
+static void heap_fix(trg_t *t, int s, int j) {
     size_t nj = (size_t)s * t->n_ff + j;
     int32_t *h = t->heap + nj * t->N;
-    int c = t->cnt[nj], N = t->N;
+    int c = t->cnt[nj], N = t->N, p;
     if (c < N) {
-        ent_t *e = ent_at(t, s, j, c);
-        fill_entry(t, e, v, key, pre, up, pos);
-        int p = c;
-        while (p > 0) {
+        const ent_t *e = ent_at(t, s, j, c);
+        for (p = c; p > 0;) {
             int q = (p - 1) / 2;
             if (!weaker(e, ent_at(t, s, j, h[q]))) break;
             h[p] = h[q];
@@ -350,10 +358,8 @@ static void heap_offer(trg_t *t, int s, int j, float v, float key, float pre, fl
         return;
     }
     int slot = h[0];
-    ent_t *e = ent_at(t, s, j, slot);
-    fill_entry(t, e, v, key, pre, up, pos);
-    int p = 0;
-    for (;;) {
+    const ent_t *e = ent_at(t, s, j, slot);
+    for (p = 0;;) {
         int ch = 2 * p + 1;
         if (ch >= N) break;
         if (ch + 1 < N && weaker(ent_at(t, s, j, h[ch + 1]), ent_at(t, s, j, h[ch]))) ch++;
@@ -363,6 +369,12 @@ static void heap_offer(trg_t *t, int s, int j, float v, float key, float pre, fl
     }
     h[p] = slot;
     t->thr[nj] = ent_at(t, s, j, h[0])->v;
+}
+
+/* Offers a candidate that beat thr[] to neuron J of slot S. */
+static void heap_offer(trg_t *t, int s, int j, float v, float key, float pre, float up, int pos) {
+    fill_entry(t, heap_next(t, s, j), v, key, pre, up, pos);
+    heap_fix(t, s, j);
 }
 
 /* ---- statistics kernels ------------------------------------------------------- */
@@ -990,36 +1002,9 @@ int trg_pack(const trg_t *t, void **buf, size_t *len) {
  * position — so the merged lists do not depend on how the corpus was cut). */
 static void heap_put(trg_t *t, int s, int j, const ent_t *src) {
     size_t nj = (size_t)s * t->n_ff + j;
-    int32_t *h = t->heap + nj * t->N;
-    int c = t->cnt[nj], N = t->N, slot, p;
-    if (c < N) {
-        slot = c;
-        memcpy(ent_at(t, s, j, slot), src, t->ent_bytes);
-        for (p = c; p > 0;) {
-            int q = (p - 1) / 2;
-            if (!weaker(src, ent_at(t, s, j, h[q]))) break;
-            h[p] = h[q];
-            p = q;
-        }
-        h[p] = slot;
-        t->cnt[nj] = ++c;
-        if (c == N) t->thr[nj] = ent_at(t, s, j, h[0])->v;
-        return;
-    }
-    if (!weaker(ent_at(t, s, j, h[0]), src)) return;
-    slot = h[0];
-    ent_t *e = ent_at(t, s, j, slot);
-    memcpy(e, src, t->ent_bytes);
-    for (p = 0;;) {
-        int ch = 2 * p + 1;
-        if (ch >= N) break;
-        if (ch + 1 < N && weaker(ent_at(t, s, j, h[ch + 1]), ent_at(t, s, j, h[ch]))) ch++;
-        if (!weaker(ent_at(t, s, j, h[ch]), e)) break;
-        h[p] = h[ch];
-        p = ch;
-    }
-    h[p] = slot;
-    t->thr[nj] = ent_at(t, s, j, h[0])->v;
+    if (t->cnt[nj] == t->N && !weaker(ent_at(t, s, j, t->heap[nj * t->N]), src)) return;
+    memcpy(heap_next(t, s, j), src, t->ent_bytes);
+    heap_fix(t, s, j);
 }
 
 /* Count of values <= X in a P^2 state (n >= 5), read off its markers as a
