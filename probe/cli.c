@@ -188,3 +188,15 @@ int cli_finish_output(const char *out, FILE **csv, int csv_bad, hid_t *h5, ofile
     }
     return 0;
 }
+
+char *cli_swap_ext(const char *path, const char *ext) {
+    size_t n = strlen(path), e = strlen(ext);
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    if (dot && (!slash || dot > slash + 1)) n = (size_t)(dot - path);
+    char *s = malloc(n + e + 1);
+    if (s) {
+        memcpy(s, path, n);
+        memcpy(s + n, ext, e + 1);
+    }
+    return s;
+}

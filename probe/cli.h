@@ -68,6 +68,10 @@ int cli_global_opts(int *argc, char **argv);
 /* Parses "512M", "4G", "1048576" (binary units) into bytes; -1 if invalid. */
 int cli_parse_size(const char *s, unsigned long long *out);
 
+/* PATH with its extension (if its last component has one) replaced by EXT,
+ * e.g. ".png"; malloc'd, NULL when out of memory. */
+char *cli_swap_ext(const char *path, const char *ext);
+
 /* Finishes an output file OUT written through OF: closes *CSV if open
  * (CSV_BAD: an earlier write failed) and *H5 if open, then renames the
  * temporary file into place.  Each is reset (NULL, -1, NULL) as it goes, so

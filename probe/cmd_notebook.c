@@ -38,19 +38,6 @@ static void help(void) {
         "  jupyter nbconvert --to html --execute acts.ipynb\n");
 }
 
-/* RESULT with its extension replaced by .ipynb (caller frees). */
-static char *default_out(const char *in) {
-    size_t n = strlen(in);
-    const char *slash = strrchr(in, '/'), *dot = strrchr(in, '.');
-    if (dot && (!slash || dot > slash + 1)) n = (size_t)(dot - in);
-    char *s = malloc(n + 7);
-    if (s) {
-        memcpy(s, in, n);
-        strcpy(s + n, ".ipynb");
-    }
-    return s;
-}
-
 int cmd_notebook(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *v;
     int r;
@@ -75,7 +62,7 @@ int cmd_notebook(int argc, char **argv) {
         return cli_usage("notebook", "--out must end in .ipynb: '%s'", out);
     res_info_t res;
     if (res_identify(in, &res)) return cli_fail_err();
-    char *dflt = out ? NULL : default_out(in);
+    char *dflt = out ? NULL : cli_swap_ext(in, ".ipynb");
     if (!out && !dflt) {
         res_info_free(&res);
         return cli_fail("out of memory");

@@ -42,18 +42,6 @@ static void help(void) {
            "  probe plot trace.h5 --out lens.png\n");
 }
 
-static char *default_out(const char *in) {
-    size_t n = strlen(in);
-    const char *slash = strrchr(in, '/'), *dot = strrchr(in, '.');
-    if (dot && (!slash || dot > slash + 1)) n = (size_t)(dot - in);
-    char *s = malloc(n + 5);
-    if (s) {
-        memcpy(s, in, n);
-        strcpy(s + n, ".png");
-    }
-    return s;
-}
-
 int cmd_plot(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *v;
     int r, script_only = 0;
@@ -136,7 +124,7 @@ int cmd_plot(int argc, char **argv) {
         res_info_free(&res);
         return rc;
     }
-    char *dflt = out ? NULL : default_out(in);
+    char *dflt = out ? NULL : cli_swap_ext(in, ".png");
     const char *dst = out ? out : dflt;
     if (!dst)
         rc = cli_fail("out of memory");

@@ -187,6 +187,14 @@ Test(notebook, activations) {
     char *nb = tu_slurp(nbp, NULL);
     cr_assert(nb && strstr(nb, "find(\\\"acts.h5\\\""), "relative path missing");
     free(nb);
+    /* Without --out: the result's name with its extension swapped. */
+    run_ok("notebook, default out", "%s notebook %s/acts.csv", tu_bin(), dir);
+    run_ok("plot, default out", "%s plot %s/acts.csv --layer 2 --top 5", tu_bin(), dir);
+    char def[4300];
+    snprintf(def, sizeof def, "%s/acts.ipynb", dir);
+    cr_assert(tu_exists(def), "probe notebook acts.csv did not write acts.ipynb");
+    snprintf(def, sizeof def, "%s/acts.png", dir);
+    cr_assert(tu_exists(def), "probe plot acts.csv did not write acts.png");
     demo_drop(dir);
     free(dir);
 }
