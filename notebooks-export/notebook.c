@@ -36,18 +36,24 @@ static const char *rel_to(const char *path, const char *dir) {
     return path;
 }
 
-/* A markdown code span showing S verbatim: a backtick fence longer than any
- * run inside it; line breaks and other controls become spaces. */
-static void md_code(sbuf_t *b, const char *s) {
-    int run = 0, longest = 0;
+/* Into FENCE: a run of backticks longer than any in S and at least MIN long
+ * (at most 15), so S cannot close it. */
+static void md_fence(const char *s, int min, char fence[16]) {
+    int run = 0, longest = min - 1;
     for (const char *p = s; *p; p++) {
         run = *p == '`' ? run + 1 : 0;
         if (run > longest) longest = run;
     }
-    char fence[16];
     int nf = longest + 1 < 15 ? longest + 1 : 15;
     memset(fence, '`', (size_t)nf);
     fence[nf] = '\0';
+}
+
+/* A markdown code span showing S verbatim: a backtick fence longer than any
+ * run inside it; line breaks and other controls become spaces. */
+static void md_code(sbuf_t *b, const char *s) {
+    char fence[16];
+    md_fence(s, 1, fence);
     sb_add(b, fence);
     int pad = s[0] == '`' || (s[0] && s[strlen(s) - 1] == '`') || s[0] == '\0';
     if (pad) sb_add(b, " ");
@@ -59,16 +65,10 @@ static void md_code(sbuf_t *b, const char *s) {
     sb_add(b, fence);
 }
 
+/* A fenced markdown code block holding S. */
 static void md_fenced(sbuf_t *b, const char *s) {
-    int run = 0, longest = 2;
-    for (const char *p = s; *p; p++) {
-        run = *p == '`' ? run + 1 : 0;
-        if (run > longest) longest = run;
-    }
     char fence[16];
-    int nf = longest + 1 < 15 ? longest + 1 : 15;
-    memset(fence, '`', (size_t)nf);
-    fence[nf] = '\0';
+    md_fence(s, 3, fence);
     sb_add(b, fence);
     sb_add(b, "\n");
     sb_add(b, s);
@@ -155,7 +155,17 @@ typedef struct {
     char *value; /* owned */
 } var_t;
 
-enum { V_RESULT, V_RESULT_ABS, V_TRIG_MAIN, V_TRIG_STATS, V_TRIG_HIST, V_TRIG_AGREE, V_TITLE, V_META, V_N };
+enum {
+    V_RESULT,
+    V_RESULT_ABS,
+    V_TRIG_MAIN,
+    V_TRIG_STATS,
+    V_TRIG_HIST,
+    V_TRIG_AGREE,
+    V_TITLE,
+    V_META,
+    V_N
+};
 
 static int subst(sbuf_t *out, const char *s, size_t n, const var_t *vars, const char *tpl) {
     for (size_t i = 0; i < n;) {
@@ -170,7 +180,8 @@ static int subst(sbuf_t *out, const char *s, size_t n, const var_t *vars, const 
                     found = 1;
                 }
             if (!found)
-                return err_set("template %s: unknown placeholder {{%.*s}}", tpl, (int)kl, s + i + 2);
+                return err_set("template %s: unknown placeholder {{%.*s}}", tpl, (int)kl,
+                               s + i + 2);
             i = (size_t)(e - s) + 2;
         } else {
             sb_addn(out, s + i, 1);
@@ -188,7 +199,8 @@ static int requires_ok(const res_info_t *r, const char *line, size_t n) {
     const char *end = line + n;
     while (p < end && *p != ' ') {
         size_t k = 0;
-        while (p + k < end && p[k] != ',' && p[k] != ' ') k++;
+        while (p + k < end && p[k] != ',' && p[k] != ' ')
+            k++;
         int neg = *p == '!';
         char w[64];
         size_t wl = k - (size_t)neg < sizeof w - 1 ? k - (size_t)neg : sizeof w - 1;
@@ -231,9 +243,11 @@ static json_t *source_lines(const char *s) {
 static int add_cell(json_t *cells, int markdown, json_t *tags, sbuf_t *src, const char *kind) {
     /* Trim blank lines at both ends. */
     char *s = src->s ? src->s : "";
-    while (*s == '\n') s++;
+    while (*s == '\n')
+        s++;
     size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ')) n--;
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
+        n--;
     s[n] = '\0';
     if (!n) {
         json_decref(tags);
@@ -267,8 +281,10 @@ static int add_template(json_t *cells, const res_info_t *r, const char *name, co
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
         if (n >= 4 && !strncmp(s, "# %%", 4)) {
-            if (in_cell && keep) rc = add_cell(cells, markdown, tags, &src, r->kind_name);
-            else json_decref(tags);
+            if (in_cell && keep)
+                rc = add_cell(cells, markdown, tags, &src, r->kind_name);
+            else
+                json_decref(tags);
             tags = NULL;
             src.len = 0;
             if (src.s) src.s[0] = '\0';
@@ -292,8 +308,10 @@ static int add_template(json_t *cells, const res_info_t *r, const char *name, co
         }
         s += n + (nl != NULL);
     }
-    if (!rc && in_cell && keep) rc = add_cell(cells, markdown, tags, &src, r->kind_name);
-    else if (tags) json_decref(tags);
+    if (!rc && in_cell && keep)
+        rc = add_cell(cells, markdown, tags, &src, r->kind_name);
+    else if (tags)
+        json_decref(tags);
     if (!rc && src.failed) rc = err_set("out of memory");
     free(src.s);
     return rc;
@@ -339,9 +357,9 @@ json_t *nb_build(const res_info_t *r, const char *out_path) {
         goto fail;
     nb = json_pack("{s:o, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}}, s:i, s:i}", "cells",
                    cells, "metadata", "kernelspec", "display_name", "Python 3", "language",
-                   "python", "name", "python3", "language_info", "name", "python",
-                   "file_extension", ".py", "probe", "kind", r->kind_name, "features",
-                   r->features, "nbformat", 4, "nbformat_minor", 5);
+                   "python", "name", "python3", "language_info", "name", "python", "file_extension",
+                   ".py", "probe", "kind", r->kind_name, "features", r->features, "nbformat", 4,
+                   "nbformat_minor", 5);
     cells = NULL; /* stolen by "o", even on failure */
     if (!nb) goto oom;
     goto done;
@@ -352,7 +370,8 @@ fail:
     nb = NULL;
 done:
     json_decref(cells);
-    for (int v = 0; v < V_N; v++) free(vars[v].value);
+    for (int v = 0; v < V_N; v++)
+        free(vars[v].value);
     free(nbdir);
     free(dcopy);
     return nb;
